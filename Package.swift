@@ -1,0 +1,69 @@
+// swift-tools-version: 6.0
+// universeg-worker: few-shot medical image segmentation (UniverSeg) as a Kafka worker daemon.
+//
+// Layers (dependencies point downwards only):
+//   C shims (CRdKafka, COpenBLAS, CLibPNG, CSystemd)      system libraries via pkg-config
+//   SegKernels   float32 NCHW kernels over one sgemm entry point     (no I/O, no logging, no async)
+//   SegModel     the UniverSeg network, weights container, ensembling (no I/O, no logging, no async)
+//   SegIO        PNG, safetensors, .npy, support-set directories, preprocessing
+//   SegPlatform  versions of the linked C libraries
+//   UniverSegWorker   the `universeg-worker` executable and its subcommands
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "universeg-worker",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "universeg-worker", targets: ["UniverSegWorker"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // MARK: C libraries (Debian packages in `providers`)
+        .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CLibPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+
+        // MARK: Compute
+        .target(name: "SegKernels", dependencies: ["COpenBLAS"], swiftSettings: swiftSettings),
+        .target(name: "SegModel", dependencies: ["SegKernels"], swiftSettings: swiftSettings),
+
+        // MARK: I/O and platform
+        .target(name: "SegIO", dependencies: ["SegModel", "CLibPNG"], swiftSettings: swiftSettings),
+        .target(
+            name: "SegPlatform",
+            dependencies: ["CRdKafka", "CSystemd", "CLibPNG", "SegKernels"],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Executable
+        .executableTarget(
+            name: "UniverSegWorker",
+            dependencies: [
+                "SegModel", "SegIO", "SegKernels", "SegPlatform",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // MARK: Tests (run optimized: `swift test -c release -Xswiftc -enable-testing`)
+        .testTarget(name: "SegKernelsTests", dependencies: ["SegKernels"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SegModelTests", dependencies: ["SegModel", "SegIO", "SegKernels"],
+            exclude: ["Fixtures"], swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "SegIOTests", dependencies: ["SegIO", "SegModel"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "WorkerCLITests", dependencies: ["UniverSegWorker", "SegIO", "SegModel"],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

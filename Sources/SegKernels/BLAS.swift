@@ -1,0 +1,59 @@
+internal import COpenBLAS
+
+/// The one door to OpenBLAS: thread control and the single `sgemm` entry point that every
+/// kernel in this module goes through.
+public enum BLAS {
+    /// Sets the number of threads OpenBLAS uses for every following call (process-wide).
+    /// Values below 1 are treated as 1.
+    public static func setThreadCount(_ count: Int) {
+        openblas_set_num_threads(Int32(clamping: max(1, count)))
+    }
+
+    /// The number of threads OpenBLAS currently uses.
+    public static var threadCount: Int { Int(openblas_get_num_threads()) }
+
+    /// The build configuration string of the loaded OpenBLAS (version, core, threading).
+    public static var configuration: String {
+        guard let config = openblas_get_config() else { return "unknown" }
+        return String(cString: config)
+    }
+
+    /// The CPU core type OpenBLAS selected at load time (e.g. "Zen", "Haswell").
+    public static var coreName: String {
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(cString: name)
+    }
+
+    /// Row-major single-precision GEMM: C[m, n] = alpha * op(A)[m, k] * op(B)[k, n] + beta * C.
+    ///
+    /// Leading dimensions are in elements. `beta == 0` overwrites C without reading it.
+    @inlinable
+    public static func sgemm(
+        transposeA: Bool = false, transposeB: Bool = false,
+        m: Int, n: Int, k: Int,
+        alpha: Float = 1,
+        a: UnsafePointer<Float>, lda: Int,
+        b: UnsafePointer<Float>, ldb: Int,
+        beta: Float,
+        c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        guard m > 0, n > 0 else { return }
+        _sgemm(transposeA, transposeB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+    }
+
+    @usableFromInline
+    static func _sgemm(
+        _ transposeA: Bool, _ transposeB: Bool, _ m: Int, _ n: Int, _ k: Int, _ alpha: Float,
+        _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+        _ beta: Float, _ c: UnsafeMutablePointer<Float>, _ ldc: Int
+    ) {
+        precondition(k >= 0 && lda >= 1 && ldb >= 1 && ldc >= n, "sgemm: invalid dimensions")
+        cblas_sgemm(
+            CblasRowMajor,
+            transposeA ? CblasTrans : CblasNoTrans,
+            transposeB ? CblasTrans : CblasNoTrans,
+            blasint(m), blasint(n), blasint(k), alpha,
+            a, blasint(lda), b, blasint(ldb), beta, c, blasint(ldc)
+        )
+    }
+}

@@ -1,0 +1,130 @@
+/// 2-D convolutions on float32 NCHW tensors, lowered to GEMM.
+///
+/// A 3x3 convolution (stride 1, zero padding 1) is computed band by band: the rows of a band
+/// are unfolded into a column matrix (im2col, [cin*9, rows*w]) in caller-provided scratch
+/// memory, one `sgemm` multiplies the [cout, cin*9] weight matrix with it, and bias and
+/// activation are applied in the same pass over the freshly written (cache-hot) output band.
+public enum Conv2D {
+    /// Columns (output pixels) per im2col band. Large enough for sgemm to run near peak,
+    /// small enough for the column matrix to stay in the last-level cache.
+    public static let defaultBandColumns = 4096
+
+    /// Scratch floats needed by `conv3x3` for `inChannels` channels of width `width`.
+    public static func scratchCount(inChannels: Int, height: Int, width: Int,
+                                    bandColumns: Int = defaultBandColumns) -> Int {
+        let rows = bandRows(height: height, width: width, bandColumns: bandColumns)
+        return inChannels * 9 * rows * width
+    }
+
+    static func bandRows(height: Int, width: Int, bandColumns: Int) -> Int {
+        max(1, min(height, bandColumns / max(width, 1)))
+    }
+
+    /// 3x3 convolution, stride 1, zero padding 1.
+    ///
+    /// - input: [inChannels, height, width]
+    /// - weight: [outChannels, inChannels, 3, 3] (OIHW); row `o` starts at `weight + o * weightRowStride`,
+    ///   so a slice of the input channels of a larger weight can be used without copying
+    ///   (`weightRowStride` >= inChannels * 9).
+    /// - bias: [outChannels] or nil. Must be nil when `accumulate` is true.
+    /// - output: [outChannels, height, width]; overwritten, or added to when `accumulate` is true.
+    /// - activation: applied to the final output values.
+    /// - scratch: at least `scratchCount(inChannels:height:width:bandColumns:)` floats.
+    public static func conv3x3(
+        input: UnsafePointer<Float>, inChannels: Int, height: Int, width: Int,
+        weight: UnsafePointer<Float>, weightRowStride: Int? = nil, outChannels: Int,
+        bias: UnsafePointer<Float>?,
+        output: UnsafeMutablePointer<Float>, accumulate: Bool = false,
+        activation: Activation = .none,
+        scratch: UnsafeMutablePointer<Float>, scratchCapacity: Int,
+        bandColumns: Int = defaultBandColumns
+    ) {
+        precondition(!(accumulate && bias != nil), "conv3x3: bias with accumulate is not supported")
+        let k = inChannels * 9
+        let ldw = weightRowStride ?? k
+        precondition(ldw >= k, "conv3x3: weight row stride too small")
+        let hw = height * width
+        let rows = bandRows(height: height, width: width, bandColumns: bandColumns)
+        precondition(scratchCapacity >= k * rows * width, "conv3x3: scratch too small")
+
+        var y0 = 0
+        while y0 < height {
+            let y1 = min(height, y0 + rows)
+            let columns = (y1 - y0) * width
+            im2col3x3(input: input, channels: inChannels, height: height, width: width,
+                      rowStart: y0, rowEnd: y1, into: scratch)
+            let out = output + y0 * width
+            var beta: Float = accumulate ? 1 : 0
+            if let bias {
+                for o in 0..<outChannels {
+                    (out + o * hw).update(repeating: bias[o], count: columns)
+                }
+                beta = 1
+            }
+            BLAS.sgemm(m: outChannels, n: columns, k: k, a: weight, lda: ldw,
+                       b: scratch, ldb: columns, beta: beta, c: out, ldc: hw)
+            if activation != .none {
+                for o in 0..<outChannels {
+                    Elementwise.apply(activation, out + o * hw, count: columns)
+                }
+            }
+            y0 = y1
+        }
+    }
+
+    /// Unfolds rows [rowStart, rowEnd) of a [channels, height, width] image into
+    /// [channels * 9, (rowEnd - rowStart) * width], row index c*9 + ky*3 + kx.
+    public static func im2col3x3(
+        input: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
+        rowStart: Int, rowEnd: Int, into col: UnsafeMutablePointer<Float>
+    ) {
+        let bandRows = rowEnd - rowStart
+        let columns = bandRows * width
+        for c in 0..<channels {
+            let plane = input + c * height * width
+            for ky in 0..<3 {
+                for kx in 0..<3 {
+                    let dst = col + ((c * 9 + ky * 3 + kx) * columns)
+                    for r in 0..<bandRows {
+                        let y = rowStart + r + ky - 1
+                        let d = dst + r * width
+                        if y < 0 || y >= height {
+                            d.update(repeating: 0, count: width)
+                            continue
+                        }
+                        let s = plane + y * width
+                        switch kx {
+                        case 0:
+                            d[0] = 0
+                            if width > 1 { (d + 1).update(from: s, count: width - 1) }
+                        case 1:
+                            d.update(from: s, count: width)
+                        default:
+                            if width > 1 { d.update(from: s + 1, count: width - 1) }
+                            d[width - 1] = 0
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// 1x1 convolution: output[o, p] = sum_c weight[o, c] * input[c, p] + bias[o].
+    ///
+    /// - input: [inChannels, pixels]; weight: [outChannels, inChannels]; bias: [outChannels] or nil;
+    /// - output: [outChannels, pixels].
+    public static func conv1x1(
+        input: UnsafePointer<Float>, inChannels: Int, pixels: Int,
+        weight: UnsafePointer<Float>, outChannels: Int, bias: UnsafePointer<Float>?,
+        output: UnsafeMutablePointer<Float>, activation: Activation = .none
+    ) {
+        var beta: Float = 0
+        if let bias {
+            for o in 0..<outChannels { (output + o * pixels).update(repeating: bias[o], count: pixels) }
+            beta = 1
+        }
+        BLAS.sgemm(m: outChannels, n: pixels, k: inChannels, a: weight, lda: inChannels,
+                   b: input, ldb: pixels, beta: beta, c: output, ldc: pixels)
+        Elementwise.apply(activation, output, count: outChannels * pixels)
+    }
+}

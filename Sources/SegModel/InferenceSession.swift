@@ -1,0 +1,345 @@
+public import SegKernels
+
+/// Runs a `UniverSeg` network with planned memory.
+///
+/// The session owns every scratch buffer of the forward pass. Buffers are sized for the
+/// largest support set seen so far and reused by later calls, so steady-state inference
+/// allocates nothing but its result. A session is not thread-safe: give each worker thread
+/// its own session (they can share the `UniverSeg` value).
+///
+/// The forward pass implements the exact reductions of the CrossConv (which has no
+/// activation, so it is linear in its input):
+/// 1. `W_u * u + b` (the query half of every cross convolution) is computed once per block,
+///    not once per support entry;
+/// 2. the query path convolves the channel-mean of the support inputs once:
+///    `mean_i z_i = W_u * u + b + W_v * mean_i v_i`;
+/// 3. the support outputs of the last decoder block are never used, so that path is skipped,
+///    and the level-0 skips of the support entries are only needed as their mean.
+public final class InferenceSession {
+    public let model: UniverSeg
+    private let plan: Plan
+    private var plannedEntries = 0
+    private let slope: Float = 0.01
+
+    // Scratch buffers (see `Plan` for their sizes).
+    private let col = FloatBuffer()
+    private let q = FloatBuffer()
+    private let z = FloatBuffer()
+    private let entryOut = FloatBuffer()
+    private let meanIn = FloatBuffer()
+    private let meanPrev = FloatBuffer()
+    private let uin = FloatBuffer()
+    private let vin = FloatBuffer()
+    private let uA = FloatBuffer()
+    private let uB = FloatBuffer()
+    private let vA = FloatBuffer()
+    private let vB = FloatBuffer()
+    private let gathered = FloatBuffer()
+    private let skipMean0 = FloatBuffer()
+    private let skipU: [FloatBuffer]
+    private let skipV: [FloatBuffer]
+
+    public init(model: UniverSeg) {
+        self.model = model
+        self.plan = Plan(model.configuration)
+        self.skipU = (0..<model.configuration.levels).map { _ in FloatBuffer() }
+        self.skipV = (0..<model.configuration.levels).map { _ in FloatBuffer() }
+        reserveFixed()
+    }
+
+    /// Bytes of scratch memory currently held by the session.
+    public var workspaceBytes: Int {
+        ([col, q, z, entryOut, meanIn, meanPrev, uin, vin, uA, uB, vA, vB, gathered, skipMean0]
+            + skipU + skipV).reduce(0) { $0 + $1.byteCount }
+    }
+
+    /// Grows the per-entry buffers for support sets of up to `entries` entries.
+    public func reserve(supportEntries entries: Int) {
+        guard entries > plannedEntries else { return }
+        plannedEntries = entries
+        vA.reserve(entries * plan.supportPerEntry)
+        vB.reserve(entries * plan.supportPerEntry)
+        gathered.reserve(entries * 2 * plan.pixels)
+        let cfg = model.configuration
+        for l in 1..<max(1, cfg.levels - 1) {
+            let s = cfg.size(atLevel: l)
+            skipV[l].reserve(entries * cfg.encoderWidths[l] * s * s)
+        }
+    }
+
+    private func reserveFixed() {
+        col.reserve(plan.col)
+        q.reserve(plan.blockOutput)
+        z.reserve(plan.blockOutput)
+        entryOut.reserve(plan.blockOutput)
+        meanIn.reserve(plan.blockInput)
+        meanPrev.reserve(plan.blockInput)
+        uin.reserve(plan.blockInput)
+        vin.reserve(plan.blockInput)
+        uA.reserve(plan.blockOutput)
+        uB.reserve(plan.blockOutput)
+        let cfg = model.configuration
+        skipMean0.reserve(cfg.encoderWidths[0] * plan.pixels)
+        for l in 0..<(cfg.levels - 1) {
+            let s = cfg.size(atLevel: l)
+            skipU[l].reserve(cfg.encoderWidths[l] * s * s)
+        }
+    }
+
+    /// Logits [size * size] for one query using the support entries `entries` (all, in
+    /// order, when nil).
+    ///
+    /// - query: size*size floats (the preprocessed query image).
+    public func logits(query: [Float], support: SupportTensors, entries: [Int]? = nil) throws -> [Float] {
+        let cfg = model.configuration
+        guard support.size == cfg.inputSize else {
+            throw ModelError(.invalidInput,
+                             "support tensors are \(support.size)x\(support.size), the model needs \(cfg.inputSize)x\(cfg.inputSize)")
+        }
+        guard query.count == plan.pixels else {
+            throw ModelError(.invalidInput, "query has \(query.count) values, expected \(plan.pixels)")
+        }
+        let selected = entries ?? Array(0..<support.count)
+        guard !selected.isEmpty else { throw ModelError(.invalidInput, "no support entries selected") }
+        guard selected.allSatisfy({ $0 >= 0 && $0 < support.count }) else {
+            throw ModelError(.invalidInput, "support entry index out of range")
+        }
+        reserve(supportEntries: selected.count)
+        var result = [Float](repeating: 0, count: plan.pixels)
+        let pairPlane = 2 * plan.pixels
+        support.pairs.withUnsafeBufferPointer { pairs in
+            guard let base = pairs.baseAddress else { return }
+            let isIdentity = selected == Array(0..<support.count)
+            let input: UnsafePointer<Float>
+            if isIdentity {
+                input = base
+            } else {
+                for (slot, e) in selected.enumerated() {
+                    (gathered.pointer + slot * pairPlane).update(from: base + e * pairPlane, count: pairPlane)
+                }
+                input = UnsafePointer(gathered.pointer)
+            }
+            query.withUnsafeBufferPointer { qp in
+                result.withUnsafeMutableBufferPointer { out in
+                    forward(query: qp.baseAddress!, pairs: input, entries: selected.count, logits: out.baseAddress!)
+                }
+            }
+        }
+        return result
+    }
+
+    /// Mean probability map [size * size] over the subsets chosen by `options`.
+    public func probabilities(query: [Float], support: SupportTensors, options: EnsembleOptions) throws -> [Float] {
+        let subsets = try options.subsets(poolSize: support.count)
+        var sum = [Float](repeating: 0, count: plan.pixels)
+        for subset in subsets {
+            let l = try logits(query: query, support: support, entries: subset)
+            for i in sum.indices { sum[i] += Elementwise.sigmoid(l[i]) }
+        }
+        let scale = 1 / Float(subsets.count)
+        return sum.map { $0 * scale }
+    }
+
+    // MARK: - Forward pass
+
+    private func conv(
+        _ input: UnsafePointer<Float>, _ channels: Int, _ side: Int,
+        weight: UnsafePointer<Float>, rowStride: Int, outChannels: Int, bias: UnsafePointer<Float>?,
+        into output: UnsafeMutablePointer<Float>, accumulate: Bool = false, activation: Activation = .none
+    ) {
+        Conv2D.conv3x3(
+            input: input, inChannels: channels, height: side, width: side,
+            weight: weight, weightRowStride: rowStride, outChannels: outChannels, bias: bias,
+            output: output, accumulate: accumulate, activation: activation,
+            scratch: col.pointer, scratchCapacity: col.capacity)
+    }
+
+    private func forward(query: UnsafePointer<Float>, pairs: UnsafePointer<Float>, entries n: Int,
+                         logits: UnsafeMutablePointer<Float>) {
+        let cfg = model.configuration
+        let levels = cfg.levels
+        let leaky = Activation.leakyReLU(slope)
+        var u = query
+        var cu = 1
+        var v = pairs
+        var cv = 2
+        var side = cfg.inputSize
+        var uNext = uA, vNext = vA
+
+        // Encoder.
+        for l in 0..<levels {
+            let block = model.encoder[l]
+            let w = block.width
+            let hw = side * side
+            let isLast = l == levels - 1
+            let ldw = (cu + cv) * 9
+            block.cross.withUnsafeBufferPointer { crossW in
+            block.crossBias.withUnsafeBufferPointer { crossB in
+            block.target.withUnsafeBufferPointer { targetW in
+            block.targetBias.withUnsafeBufferPointer { targetB in
+            block.support.withUnsafeBufferPointer { supportW in
+            block.supportBias.withUnsafeBufferPointer { supportB in
+                let wu = crossW.baseAddress!, wv = crossW.baseAddress! + cu * 9
+                // Query half of the cross conv, once: q = W_u * u + b.
+                conv(u, cu, side, weight: wu, rowStride: ldw, outChannels: w, bias: crossB.baseAddress, into: q.pointer)
+                // Query path: mean_i z_i = q + W_v * mean_i v_i.
+                Elementwise.mean(v, entries: n, entryStride: cv * hw, count: cv * hw, into: meanIn.pointer)
+                z.pointer.update(from: q.pointer, count: w * hw)
+                conv(meanIn.pointer, cv, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
+                     into: z.pointer, accumulate: true)
+                let uOut = isLast ? uNext.pointer : skipU[l].pointer
+                conv(z.pointer, w, side, weight: targetW.baseAddress!, rowStride: w * 9, outChannels: w,
+                     bias: targetB.baseAddress, into: uOut, activation: leaky)
+                // Support path, entry by entry: z_i = q + W_v * v_i, v'_i = SupportConvOp(z_i).
+                if l == 0 { skipMean0.pointer.update(repeating: 0, count: w * hw) }
+                let pooledPerEntry = w * (side / 2) * (side / 2)
+                for i in 0..<n {
+                    z.pointer.update(from: q.pointer, count: w * hw)
+                    conv(v + i * cv * hw, cv, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
+                         into: z.pointer, accumulate: true)
+                    let dest: UnsafeMutablePointer<Float>
+                    if isLast {
+                        dest = vNext.pointer + i * w * hw
+                    } else if l == 0 {
+                        dest = entryOut.pointer
+                    } else {
+                        dest = skipV[l].pointer + i * w * hw
+                    }
+                    conv(z.pointer, w, side, weight: supportW.baseAddress!, rowStride: w * 9, outChannels: w,
+                         bias: supportB.baseAddress, into: dest, activation: leaky)
+                    if l == 0 {
+                        let acc = skipMean0.pointer
+                        for p in 0..<(w * hw) { acc[p] += dest[p] }
+                    }
+                    if !isLast {
+                        Resample.maxPool2x2(input: dest, channels: w, height: side, width: side,
+                                            output: vNext.pointer + i * pooledPerEntry)
+                    }
+                }
+                if l == 0 {
+                    let scale = 1 / Float(n)
+                    for p in 0..<(w * hw) { skipMean0.pointer[p] *= scale }
+                }
+                if !isLast {
+                    Resample.maxPool2x2(input: uOut, channels: w, height: side, width: side, output: uNext.pointer)
+                }
+            }}}}}}
+            u = UnsafePointer(uNext.pointer)
+            v = UnsafePointer(vNext.pointer)
+            cu = w
+            cv = w
+            (uNext, vNext) = (uNext === uA ? uB : uA, vNext === vA ? vB : vA)
+            if !isLast { side /= 2 }
+        }
+
+        // Decoder.
+        for j in 0..<(levels - 1) {
+            let block = model.decoder[j]
+            let l = levels - 2 - j
+            let isLast = j == levels - 2
+            let prevSide = side
+            side *= 2
+            let hw = side * side
+            let cPrev = cu
+            let cSkip = cfg.encoderWidths[l]
+            let cin = cPrev + cSkip
+            precondition(cin == block.queryChannels && cin == block.supportChannels, "decoder channel mismatch")
+            let w = block.width
+            let ldw = 2 * cin * 9
+            block.cross.withUnsafeBufferPointer { crossW in
+            block.crossBias.withUnsafeBufferPointer { crossB in
+            block.target.withUnsafeBufferPointer { targetW in
+            block.targetBias.withUnsafeBufferPointer { targetB in
+            block.support.withUnsafeBufferPointer { supportW in
+            block.supportBias.withUnsafeBufferPointer { supportB in
+                let wu = crossW.baseAddress!, wv = crossW.baseAddress! + cin * 9
+                // Query input [up(u); skip], then q = W_u * uin + b.
+                Resample.upsampleBilinear2x(input: u, channels: cPrev, height: prevSide, width: prevSide, output: uin.pointer)
+                (uin.pointer + cPrev * hw).update(from: skipU[l].pointer, count: cSkip * hw)
+                conv(uin.pointer, cin, side, weight: wu, rowStride: ldw, outChannels: w, bias: crossB.baseAddress, into: q.pointer)
+                // Mean support input [up(mean_i v_i); mean_i skip_i] (upsampling is linear).
+                let prevHW = prevSide * prevSide
+                Elementwise.mean(v, entries: n, entryStride: cPrev * prevHW, count: cPrev * prevHW, into: meanPrev.pointer)
+                Resample.upsampleBilinear2x(input: meanPrev.pointer, channels: cPrev, height: prevSide, width: prevSide,
+                                            output: meanIn.pointer)
+                if l == 0 {
+                    (meanIn.pointer + cPrev * hw).update(from: skipMean0.pointer, count: cSkip * hw)
+                } else {
+                    Elementwise.mean(skipV[l].pointer, entries: n, entryStride: cSkip * hw, count: cSkip * hw,
+                                     into: meanIn.pointer + cPrev * hw)
+                }
+                z.pointer.update(from: q.pointer, count: w * hw)
+                conv(meanIn.pointer, cin, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
+                     into: z.pointer, accumulate: true)
+                conv(z.pointer, w, side, weight: targetW.baseAddress!, rowStride: w * 9, outChannels: w,
+                     bias: targetB.baseAddress, into: uNext.pointer, activation: leaky)
+                // Support path (skipped in the last block: its outputs are never used).
+                if !isLast {
+                    for i in 0..<n {
+                        Resample.upsampleBilinear2x(input: v + i * cPrev * prevHW, channels: cPrev, height: prevSide,
+                                                    width: prevSide, output: vin.pointer)
+                        (vin.pointer + cPrev * hw).update(from: skipV[l].pointer + i * cSkip * hw, count: cSkip * hw)
+                        z.pointer.update(from: q.pointer, count: w * hw)
+                        conv(vin.pointer, cin, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
+                             into: z.pointer, accumulate: true)
+                        conv(z.pointer, w, side, weight: supportW.baseAddress!, rowStride: w * 9, outChannels: w,
+                             bias: supportB.baseAddress, into: vNext.pointer + i * w * hw, activation: leaky)
+                    }
+                }
+            }}}}}}
+            u = UnsafePointer(uNext.pointer)
+            v = UnsafePointer(vNext.pointer)
+            cu = w
+            (uNext, vNext) = (uNext === uA ? uB : uA, vNext === vA ? vB : vA)
+        }
+
+        // Output: 1x1 conv to one channel of logits.
+        model.outWeight.withUnsafeBufferPointer { ow in
+            model.outBias.withUnsafeBufferPointer { ob in
+                Conv2D.conv1x1(input: u, inChannels: cu, pixels: side * side, weight: ow.baseAddress!,
+                               outChannels: 1, bias: ob.baseAddress, output: logits)
+            }
+        }
+    }
+}
+
+/// Buffer sizes (in floats) of the forward pass for one configuration.
+struct Plan {
+    let pixels: Int
+    /// Largest im2col scratch over all convolutions.
+    let col: Int
+    /// Largest block output (channels x side^2) over all blocks.
+    let blockOutput: Int
+    /// Largest block input (channels x side^2), for the concatenated decoder inputs and means.
+    let blockInput: Int
+    /// Largest per-entry support tensor kept between blocks.
+    let supportPerEntry: Int
+
+    init(_ cfg: UniverSegConfiguration) {
+        pixels = cfg.inputSize * cfg.inputSize
+        var col = 0, out = 0, input = 0, perEntry = 2 * pixels
+        let inputs = cfg.blockInputChannels
+        for l in 0..<cfg.levels {
+            let s = cfg.size(atLevel: l)
+            let w = cfg.encoderWidths[l]
+            col = max(col, Conv2D.scratchCount(inChannels: max(inputs[l].query, inputs[l].support, w), height: s, width: s))
+            out = max(out, w * s * s)
+            input = max(input, inputs[l].support * s * s)
+            perEntry = max(perEntry, l == cfg.levels - 1 ? w * s * s : w * (s / 2) * (s / 2))
+        }
+        for j in 0..<(cfg.levels - 1) {
+            let l = cfg.levels - 2 - j
+            let s = cfg.size(atLevel: l)
+            let w = cfg.decoderWidths[j]
+            let cin = inputs[cfg.levels + j].support
+            col = max(col, Conv2D.scratchCount(inChannels: max(cin, w), height: s, width: s))
+            out = max(out, w * s * s)
+            input = max(input, cin * s * s)
+            perEntry = max(perEntry, w * s * s)
+        }
+        self.col = col
+        self.blockOutput = out
+        self.blockInput = input
+        self.supportPerEntry = perEntry
+    }
+}

@@ -1,0 +1,122 @@
+/// A named float32 tensor as read from a weights file.
+public struct NamedTensor: Sendable, Equatable {
+    public var shape: [Int]
+    public var values: [Float]
+
+    public init(shape: [Int], values: [Float]) {
+        self.shape = shape
+        self.values = values
+    }
+}
+
+/// The weights of one CrossBlock, flattened (OIHW).
+struct CrossBlockWeights: Sendable {
+    let queryChannels: Int
+    let supportChannels: Int
+    let width: Int
+    /// [width, queryChannels + supportChannels, 3, 3]; the query channels come first.
+    let cross: [Float]
+    let crossBias: [Float]
+    let target: [Float]
+    let targetBias: [Float]
+    let support: [Float]
+    let supportBias: [Float]
+}
+
+/// An immutable UniverSeg network: architecture plus validated weights. Cheap to copy and
+/// safe to share between threads; each thread runs it through its own `InferenceSession`.
+public struct UniverSeg: Sendable {
+    public let configuration: UniverSegConfiguration
+    let encoder: [CrossBlockWeights]
+    let decoder: [CrossBlockWeights]
+    let outWeight: [Float]
+    let outBias: [Float]
+
+    /// Builds the network from named tensors, strictly: every expected tensor present with
+    /// its exact shape, no unknown tensors, every value finite.
+    public init(configuration: UniverSegConfiguration, tensors: [String: NamedTensor]) throws {
+        try configuration.validate()
+        let specs = configuration.parameterSpecs
+        let expected = Set(specs.map(\.name))
+        if let unknown = tensors.keys.sorted().first(where: { !expected.contains($0) }) {
+            throw ModelError(.unexpectedTensor,
+                             "unexpected tensor '\(unknown)' for a network with \(configuration)")
+        }
+        var values: [String: [Float]] = [:]
+        for spec in specs {
+            guard let tensor = tensors[spec.name] else {
+                throw ModelError(.missingTensor, "missing tensor '\(spec.name)' (expected shape \(spec.shape))")
+            }
+            guard tensor.shape == spec.shape else {
+                throw ModelError(.shapeMismatch,
+                                 "tensor '\(spec.name)' has shape \(tensor.shape), expected \(spec.shape)")
+            }
+            guard tensor.values.count == spec.count else {
+                throw ModelError(.shapeMismatch,
+                                 "tensor '\(spec.name)' holds \(tensor.values.count) values, expected \(spec.count)")
+            }
+            if let bad = tensor.values.firstIndex(where: { !$0.isFinite }) {
+                throw ModelError(.invalidValue, "tensor '\(spec.name)' has a non-finite value at index \(bad)")
+            }
+            values[spec.name] = tensor.values
+        }
+        let inputs = configuration.blockInputChannels
+        func block(_ prefix: String, _ index: Int, _ width: Int) -> CrossBlockWeights {
+            CrossBlockWeights(
+                queryChannels: inputs[index].query, supportChannels: inputs[index].support, width: width,
+                cross: values["\(prefix).cross.cross_conv.weight"] ?? [],
+                crossBias: values["\(prefix).cross.cross_conv.bias"] ?? [],
+                target: values["\(prefix).target.vmapped.conv.weight"] ?? [],
+                targetBias: values["\(prefix).target.vmapped.conv.bias"] ?? [],
+                support: values["\(prefix).support.vmapped.conv.weight"] ?? [],
+                supportBias: values["\(prefix).support.vmapped.conv.bias"] ?? [])
+        }
+        self.configuration = configuration
+        self.encoder = configuration.encoderWidths.enumerated().map { block("enc_blocks.\($0)", $0, $1) }
+        self.decoder = configuration.decoderWidths.enumerated().map {
+            block("dec_blocks.\($0)", configuration.encoderWidths.count + $0, $1)
+        }
+        self.outWeight = values["out_conv.conv.weight"] ?? []
+        self.outBias = values["out_conv.conv.bias"] ?? []
+    }
+
+    /// A network with the authors' initialisation (kaiming-normal weights: LeakyReLU(0.01) gain
+    /// for the target/support convolutions, linear gain for the cross and output convolutions;
+    /// zero biases), drawn from a seeded generator. For benchmarks and tests.
+    public static func randomlyInitialized(_ configuration: UniverSegConfiguration, seed: UInt64) throws -> UniverSeg {
+        try configuration.validate()
+        var rng = SeededGenerator(seed: seed)
+        var tensors: [String: NamedTensor] = [:]
+        for spec in configuration.parameterSpecs {
+            var values = [Float](repeating: 0, count: spec.count)
+            if spec.shape.count == 4 {
+                let fanIn = spec.shape[1] * spec.shape[2] * spec.shape[3]
+                let leaky = spec.name.contains(".target.") || spec.name.contains(".support.")
+                let gain: Double = leaky ? (2.0 / (1 + 0.01 * 0.01)).squareRoot() : 1
+                let std = gain / Double(fanIn).squareRoot()
+                for i in values.indices { values[i] = Float(rng.nextGaussian() * std) }
+            }
+            tensors[spec.name] = NamedTensor(shape: spec.shape, values: values)
+        }
+        return try UniverSeg(configuration: configuration, tensors: tensors)
+    }
+
+    /// The weights as named tensors (authors' names, OIHW).
+    public var namedTensors: [String: NamedTensor] {
+        var result: [String: NamedTensor] = [:]
+        func add(_ prefix: String, _ b: CrossBlockWeights) {
+            result["\(prefix).cross.cross_conv.weight"] = NamedTensor(
+                shape: [b.width, b.queryChannels + b.supportChannels, 3, 3], values: b.cross)
+            result["\(prefix).cross.cross_conv.bias"] = NamedTensor(shape: [b.width], values: b.crossBias)
+            result["\(prefix).target.vmapped.conv.weight"] = NamedTensor(shape: [b.width, b.width, 3, 3], values: b.target)
+            result["\(prefix).target.vmapped.conv.bias"] = NamedTensor(shape: [b.width], values: b.targetBias)
+            result["\(prefix).support.vmapped.conv.weight"] = NamedTensor(shape: [b.width, b.width, 3, 3], values: b.support)
+            result["\(prefix).support.vmapped.conv.bias"] = NamedTensor(shape: [b.width], values: b.supportBias)
+        }
+        for (i, b) in encoder.enumerated() { add("enc_blocks.\(i)", b) }
+        for (j, b) in decoder.enumerated() { add("dec_blocks.\(j)", b) }
+        result["out_conv.conv.weight"] = NamedTensor(shape: [1, outWeight.count, 1, 1], values: outWeight)
+        result["out_conv.conv.bias"] = NamedTensor(shape: [1], values: outBias)
+        return result
+    }
+}

@@ -1,0 +1,19 @@
+import ArgumentParser
+
+@main
+struct UniverSegWorkerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "universeg-worker",
+        abstract: "Few-shot medical image segmentation (UniverSeg) on the CPU.",
+        discussion: """
+            A segmentation task is defined by a support set: a few example images with their \
+            label masks. `segment` runs the network on local files; `bench` measures speed.
+            """,
+        version: WorkerVersion.string,
+        subcommands: [SegmentCommand.self, BenchCommand.self, VersionCommand.self]
+    )
+}
+
+enum WorkerVersion {
+    static let string = "0.1.0"
+}

@@ -1,0 +1,15 @@
+import ArgumentParser
+import SegPlatform
+
+struct VersionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "version", abstract: "Print the version and the C libraries in use.")
+
+    func run() throws {
+        print("universeg-worker \(WorkerVersion.string)")
+        print("librdkafka \(Platform.rdkafkaVersion)")
+        print("libpng \(Platform.libpngVersion)")
+        print("OpenBLAS \(Platform.openBLAS)")
+        print("systemd booted: \(Platform.bootedWithSystemd ? "yes" : "no")")
+    }
+}
