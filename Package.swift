@@ -55,12 +55,13 @@ let package = Package(
         ),
 
         // MARK: Tests (run optimized: `swift test -c release -Xswiftc -enable-testing`)
-        .testTarget(name: "SegKernelsTests", dependencies: ["SegKernels"], swiftSettings: swiftSettings),
+        .target(name: "SegTesting", dependencies: ["SegModel"], path: "Tests/SegTesting", swiftSettings: swiftSettings),
+        .testTarget(name: "SegKernelsTests", dependencies: ["SegKernels", "SegTesting"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "SegModelTests", dependencies: ["SegModel", "SegIO", "SegKernels"],
+            name: "SegModelTests", dependencies: ["SegModel", "SegIO", "SegKernels", "SegTesting"],
             exclude: ["Fixtures"], swiftSettings: swiftSettings
         ),
-        .testTarget(name: "SegIOTests", dependencies: ["SegIO", "SegModel"], swiftSettings: swiftSettings),
+        .testTarget(name: "SegIOTests", dependencies: ["SegIO", "SegModel", "SegTesting"], swiftSettings: swiftSettings),
         .testTarget(
             name: "WorkerCLITests", dependencies: ["UniverSegWorker", "SegIO", "SegModel"],
             swiftSettings: swiftSettings

@@ -158,8 +158,9 @@ public enum SafeTensors {
     }
 
     private static func integer(_ any: Any) -> Int? {
-        if any is Bool { return nil }
-        return any as? Int
+        // JSONSerialization yields NSNumber; on Linux `is Bool` holds for every NSNumber,
+        // so only the integer conversion is checked (an exact conversion of 2.0 is accepted).
+        any as? Int
     }
 
     private static func invalid(_ message: String) -> IOError {

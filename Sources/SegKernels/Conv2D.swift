@@ -7,7 +7,7 @@
 public enum Conv2D {
     /// Columns (output pixels) per im2col band. Large enough for sgemm to run near peak,
     /// small enough for the column matrix to stay in the last-level cache.
-    public static let defaultBandColumns = 4096
+    public static let defaultBandColumns = 2048
 
     /// Scratch floats needed by `conv3x3` for `inChannels` channels of width `width`.
     public static func scratchCount(inChannels: Int, height: Int, width: Int,

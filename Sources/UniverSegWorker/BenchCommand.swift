@@ -34,7 +34,11 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object per line instead of a table.")
     var json = false
 
+    @Flag(help: "Benchmark the kernels (sgemm, im2col, 3x3 convolution) instead of the network.")
+    var kernels = false
+
     func run() throws {
+        if kernels { return try KernelBench(threads: try parseList(threads, "--threads"), repeats: repeats).run() }
         let sizeList = try parseList(sizes, "--sizes")
         let threadList = try parseList(threads, "--threads")
         guard repeats >= 1 && repeats <= 1000 else { throw ValidationError("--repeats must be in 1...1000") }

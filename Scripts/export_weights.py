@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Export a training checkpoint to the worker's safetensors format.
+
+Usage:
+    python3 Scripts/export_weights.py RUN_DIR_OR_CHECKPOINT [OUT.safetensors]
+        [--which best|latest] [--dtype f32|f16] [--name NAME] [--description TEXT]
+
+RUN_DIR_OR_CHECKPOINT is a run directory of Scripts/train.py (then ``--which`` picks best.pt,
+the best mean validation Dice, or checkpoint.pt, the latest) or a .pt checkpoint file. OUT
+defaults to Config/models/universeg-cpu.safetensors in the repository. The output holds the
+parameters under the authors' names plus the metadata the Swift worker reads (format,
+encoder_widths, decoder_widths, input_size = the training input size) and provenance (name,
+description, training step, examples seen, training minutes, validation Dice, dtype).
+The file must stay under 10 MB to ship inside the project.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from universeg_torch import (UniverSegFast, UniverSegReference, load_model,  # noqa: E402
+                             parameter_count, save_model)
+
+REPO = Path(__file__).resolve().parent.parent
+MAX_BYTES = 10_000_000
+
+
+def resolve_checkpoint(src: Path, which: str) -> Path:
+    if src.is_dir():
+        path = src / ("best.pt" if which == "best" else "checkpoint.pt")
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist")
+        return path
+    return src
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("source", type=Path, help="run directory or checkpoint .pt")
+    ap.add_argument("output", type=Path, nargs="?",
+                    default=REPO / "Config" / "models" / "universeg-cpu.safetensors")
+    ap.add_argument("--which", choices=("best", "latest"), default="best")
+    ap.add_argument("--dtype", choices=("f32", "f16"), default="f32")
+    ap.add_argument("--name", default="universeg-cpu")
+    ap.add_argument("--description", default="UniverSeg trained on CPU by the universeg-worker "
+                    "project (Scripts/train.py); research use only, not for diagnosis")
+    args = ap.parse_args()
+
+    ckpt_path = resolve_checkpoint(args.source, args.which)
+    ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    cfg = ck["config"]
+    model = UniverSegReference(cfg["encoder_widths"], cfg["decoder_widths"])
+    model.load_state_dict(ck["model"], strict=True)
+    val = None
+    log = ckpt_path.parent / "log.jsonl"
+    if log.exists():
+        for line in open(log):
+            rec = json.loads(line)
+            if rec.get("kind") == "eval" and rec["step"] == ck["step"]:
+                val = rec["dice"]["mean"]
+    extra = {
+        "name": args.name, "description": args.description,
+        "training_step": str(ck["step"]), "training_examples": str(ck["examples"]),
+        "training_minutes": f"{ck['wall_s'] / 60:.1f}",
+        "training_input_size": str(cfg["input_size"]),
+        "training_support_size": "-".join(str(s) for s in cfg["support"]),
+        "training_data": "synthetic tasks + dc1000-dental-caries, drive, dsb2018-nuclei, "
+                         "hc18-fetal-head, isbi2012-membrane, stare (wbc-cv held out)",
+        "parameters": str(parameter_count(model)), "storage_dtype": args.dtype.upper(),
+        "checkpoint": ckpt_path.name,
+    }
+    if val is not None:
+        extra["validation_dice_mean"] = f"{val:.2f}"
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    meta = save_model(args.output, model, input_size=cfg["input_size"], dtype=args.dtype, **extra)
+    size = args.output.stat().st_size
+    if size > MAX_BYTES:
+        print(f"error: {args.output} is {size} bytes, over the {MAX_BYTES} byte limit; "
+              "use --dtype f16 or a narrower model", file=sys.stderr)
+        return 1
+    # Check: the written file reloads and reproduces the checkpoint's outputs.
+    loaded, _ = load_model(args.output, fast=True)
+    ref = UniverSegFast(cfg["encoder_widths"], cfg["decoder_widths"])
+    ref.load_state_dict(ck["model"])
+    s = cfg["input_size"]
+    g = torch.Generator().manual_seed(0)
+    q, si = torch.rand(1, 1, s, s, generator=g), torch.rand(1, 3, 1, s, s, generator=g)
+    sl = (torch.rand(1, 3, 1, s, s, generator=g) > 0.5).float()
+    with torch.no_grad():
+        diff = (loaded(q, si, sl) - ref(q, si, sl)).abs().max().item()
+    print(f"wrote {args.output} ({size} bytes) from {ckpt_path} (step {ck['step']}); "
+          f"max |logit diff| vs checkpoint {diff:.2e}")
+    print(json.dumps(meta, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

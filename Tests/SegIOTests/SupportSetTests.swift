@@ -1,0 +1,95 @@
+import Foundation
+import SegIO
+import SegModel
+import Testing
+
+/// A temporary directory removed when the value is deinitialized.
+final class TemporaryDirectory {
+    let path: String
+    init() throws {
+        path = NSTemporaryDirectory() + "universeg-test-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    func write(_ relative: String, _ bytes: [UInt8]) throws {
+        let url = URL(fileURLWithPath: path + "/" + relative)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data(bytes).write(to: url)
+    }
+}
+
+@Suite struct SupportSetTests {
+    func writeSet(_ dir: TemporaryDirectory, entries: Int, emptyLabels: Bool = false) throws {
+        var list: [String] = []
+        for i in 0..<entries {
+            let image = (0..<(20 * 10)).map { UInt8(($0 * (i + 3)) % 256) }
+            let label = (0..<(20 * 10)).map { emptyLabels ? UInt8(0) : UInt8($0 % 20 < 10 ? 255 : 0) }
+            try dir.write("images/\(i).png", try PNGCodec.encodeGray8(image, width: 20, height: 10))
+            try dir.write("labels/\(i).png", try PNGCodec.encodeGray8(label, width: 20, height: 10))
+            list.append(#"{"image":"images/\#(i).png","label":"labels/\#(i).png"}"#)
+        }
+        try dir.write("support.json", Array(#"{"name":"t","version":"1","label":"x","entries":[\#(list.joined(separator: ","))]}"#.utf8))
+    }
+
+    @Test func loadsAndPreprocessesADirectory() throws {
+        let dir = try TemporaryDirectory()
+        try writeSet(dir, entries: 3)
+        let set = try SupportSetDirectory.load(directory: dir.path, size: 16)
+        #expect(set.manifest.name == "t")
+        #expect(set.tensors.count == 3 && set.tensors.size == 16)
+        let plane = 256
+        let image0 = Array(set.tensors.pairs[0..<plane]), label0 = Array(set.tensors.pairs[plane..<(2 * plane)])
+        #expect(image0.min() == 0 && image0.max() == 1)
+        #expect(Set(label0) == [0, 1])
+        // Left half of every label is foreground.
+        #expect(label0[0] == 1 && label0[15] == 0)
+        #expect(set.sha256.count == 64)
+        #expect(set.sha256 == (try SupportSetDirectory.load(directory: dir.path, size: 16)).sha256)
+    }
+
+    @Test func allEmptyLabelsAreRejected() throws {
+        let dir = try TemporaryDirectory()
+        try writeSet(dir, entries: 2, emptyLabels: true)
+        let error = #expect(throws: IOError.self) { try SupportSetDirectory.load(directory: dir.path, size: 16) }
+        #expect(error?.code == .invalidSupportSet)
+    }
+
+    @Test(arguments: [
+        #"{"entries":[]}"#,
+        #"{"entries":[{"image":"../secret.png","label":"l.png"}]}"#,
+        #"{"entries":[{"image":"/etc/passwd","label":"l.png"}]}"#,
+        #"{"entries":[{"image":"a/./b.png","label":"l.png"}]}"#,
+        #"{"entries":[{"image":"a.png"}]}"#,
+        #"{"entries":[{"image":1,"label":"l.png"}]}"#,
+        #"{"entries":"#,
+        #"[]"#,
+    ])
+    func invalidManifestsAreRejected(json: String) {
+        let error = #expect(throws: IOError.self) { try SupportSetDirectory.parseManifest(Array(json.utf8)) }
+        #expect(error?.code == .invalidSupportSet)
+    }
+
+    @Test func tooManyEntriesAndOversizedManifestsAreRejected() {
+        let entry = #"{"image":"a.png","label":"b.png"}"#
+        let json = #"{"entries":[\#(Array(repeating: entry, count: 5).joined(separator: ","))]}"#
+        #expect(throws: IOError.self) {
+            try SupportSetDirectory.parseManifest(Array(json.utf8), limits: SupportSetLimits(maxEntries: 4))
+        }
+        #expect(throws: IOError.self) {
+            try SupportSetDirectory.parseManifest(Array(json.utf8), limits: SupportSetLimits(maxManifestBytes: 20))
+        }
+    }
+
+    @Test func missingAndCorruptFilesNameTheEntry() throws {
+        let dir = try TemporaryDirectory()
+        try writeSet(dir, entries: 2)
+        try dir.write("labels/1.png", Array("garbage".utf8))
+        let corrupt = #expect(throws: IOError.self) { try SupportSetDirectory.load(directory: dir.path, size: 16) }
+        #expect(corrupt?.message.contains("entry 1 label") == true)
+        try FileManager.default.removeItem(atPath: dir.path + "/images/0.png")
+        let missing = #expect(throws: IOError.self) { try SupportSetDirectory.load(directory: dir.path, size: 16) }
+        #expect(missing?.code == .invalidSupportSet)
+        #expect(missing?.message.contains("entry 0") == true)
+    }
+}

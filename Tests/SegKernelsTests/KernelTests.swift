@@ -1,0 +1,151 @@
+import SegKernels
+import SegTesting
+import Testing
+
+@Suite struct ConvolutionTests {
+    @Test(arguments: [(1, 1, 1, 1), (2, 3, 5, 7), (3, 8, 13, 9), (16, 5, 1, 17), (7, 33, 32, 31), (64, 64, 16, 16)])
+    func conv3x3MatchesNaiveLoops(shape: (Int, Int, Int, Int)) {
+        let (cin, cout, h, w) = shape
+        var rng = TestRandom(UInt64(cin * 1000 + cout * 100 + h * 10 + w))
+        let x = rng.floats(cin * h * w)
+        let weight = rng.floats(cout * cin * 9, scale: 0.5)
+        let bias = rng.floats(cout)
+        let expected = Naive.conv3x3(x, cin: cin, h: h, w: w, weight: weight, cout: cout, bias: bias)
+        // Small bands force several im2col bands, including a ragged last one.
+        for band in [1, w * 2 + 1, 4096] {
+            let scratchCount = Conv2D.scratchCount(inChannels: cin, height: h, width: w, bandColumns: band)
+            var scratch = [Float](repeating: .nan, count: scratchCount)
+            var out = [Float](repeating: .nan, count: cout * h * w)
+            x.withUnsafeBufferPointer { xp in
+                weight.withUnsafeBufferPointer { wp in
+                    bias.withUnsafeBufferPointer { bp in
+                        Conv2D.conv3x3(input: xp.baseAddress!, inChannels: cin, height: h, width: w,
+                                       weight: wp.baseAddress!, outChannels: cout, bias: bp.baseAddress!,
+                                       output: &out, scratch: &scratch, scratchCapacity: scratchCount,
+                                       bandColumns: band)
+                    }
+                }
+            }
+            #expect(relativeError(out, expected) < 1e-5, "band \(band)")
+        }
+    }
+
+    @Test func conv3x3AccumulatesWithWeightSliceAndActivation() {
+        // A weight with 5 input channels; convolve 2 of them (a channel slice, as the model's
+        // query/support halves do) and add to an existing output, then LeakyReLU.
+        let (cin, total, cout, h, w) = (2, 5, 4, 6, 9)
+        var rng = TestRandom(42)
+        let x = rng.floats(cin * h * w)
+        let full = rng.floats(cout * total * 9)
+        let start = rng.floats(cout * h * w)
+        let offset = 3 * 9
+        var slice = [Float]()
+        for o in 0..<cout {
+            let begin: Int = o * total * 9 + offset
+            slice.append(contentsOf: full[begin..<(begin + cin * 9)])
+        }
+        let conv = Naive.conv3x3(x, cin: cin, h: h, w: w, weight: slice, cout: cout, bias: nil)
+        var expected = [Float](repeating: 0, count: conv.count)
+        for i in expected.indices {
+            let v = conv[i] + start[i]
+            expected[i] = v >= 0 ? v : 0.01 * v
+        }
+        var out = start
+        let scratchCount = Conv2D.scratchCount(inChannels: cin, height: h, width: w)
+        var scratch = [Float](repeating: 0, count: scratchCount)
+        full.withUnsafeBufferPointer { wp in
+            Conv2D.conv3x3(input: x, inChannels: cin, height: h, width: w, weight: wp.baseAddress! + offset,
+                           weightRowStride: total * 9, outChannels: cout, bias: nil, output: &out,
+                           accumulate: true, activation: .leakyReLU(0.01), scratch: &scratch,
+                           scratchCapacity: scratchCount)
+        }
+        #expect(relativeError(out, expected) < 1e-5)
+    }
+
+    @Test(arguments: [(1, 1, 1), (3, 5, 7), (64, 1, 33), (9, 2, 100)])
+    func conv1x1MatchesNaiveLoops(shape: (Int, Int, Int)) {
+        let (cin, cout, pixels) = shape
+        var rng = TestRandom(UInt64(cin + cout + pixels))
+        let x = rng.floats(cin * pixels), weight = rng.floats(cout * cin), bias = rng.floats(cout)
+        var expected = [Float](repeating: 0, count: cout * pixels)
+        for o in 0..<cout {
+            for p in 0..<pixels {
+                var acc = Double(bias[o])
+                for c in 0..<cin { acc += Double(weight[o * cin + c]) * Double(x[c * pixels + p]) }
+                expected[o * pixels + p] = Float(acc)
+            }
+        }
+        var out = [Float](repeating: .nan, count: cout * pixels)
+        Conv2D.conv1x1(input: x, inChannels: cin, pixels: pixels, weight: weight, outChannels: cout,
+                       bias: bias, output: &out)
+        #expect(relativeError(out, expected) < 1e-5)
+    }
+}
+
+@Suite struct ResampleTests {
+    @Test(arguments: [(1, 2, 2), (3, 4, 6), (2, 7, 5), (5, 16, 16), (1, 1, 3)])
+    func maxPoolMatchesNaiveLoops(shape: (Int, Int, Int)) {
+        let (c, h, w) = shape
+        var rng = TestRandom(UInt64(c * 31 + h * 7 + w))
+        let x = rng.floats(c * h * w)
+        var out = [Float](repeating: .nan, count: c * (h / 2) * (w / 2))
+        Resample.maxPool2x2(input: x, channels: c, height: h, width: w, output: &out)
+        #expect(out == Naive.maxPool(x, c: c, h: h, w: w))
+    }
+
+    @Test func maxPoolTiesAndNegativeValues() {
+        let x: [Float] = [-3, -3, -1, -2,
+                          -3, -3, -4, -1]
+        var out = [Float](repeating: 0, count: 2)
+        Resample.maxPool2x2(input: x, channels: 1, height: 2, width: 4, output: &out)
+        #expect(out == [-3, -1])
+    }
+
+    @Test(arguments: [(1, 1, 1), (2, 3, 5), (3, 8, 8), (1, 16, 7), (4, 2, 2)])
+    func bilinearUpsampleMatchesAlignCornersDefinition(shape: (Int, Int, Int)) {
+        let (c, h, w) = shape
+        var rng = TestRandom(UInt64(c * 13 + h * 5 + w))
+        let x = rng.floats(c * h * w)
+        var out = [Float](repeating: .nan, count: c * 4 * h * w)
+        Resample.upsampleBilinear2x(input: x, channels: c, height: h, width: w, output: &out)
+        #expect(relativeError(out, Naive.upsample(x, c: c, h: h, w: w)) < 1e-6)
+    }
+
+    @Test func bilinearUpsampleKeepsCornersExactly() {
+        // align_corners=True maps the corner pixels onto themselves.
+        let x: [Float] = [1, 2, 3, 4, 5, 6]  // 2 x 3
+        var out = [Float](repeating: 0, count: 24)  // 4 x 6
+        Resample.upsampleBilinear2x(input: x, channels: 1, height: 2, width: 3, output: &out)
+        #expect(out[0] == 1 && out[5] == 3 && out[18] == 4 && out[23] == 6)
+        // Second output column samples x = 1 * (3 - 1) / (6 - 1) = 0.4.
+        #expect(abs(out[1] - 1.4) < 1e-6)
+    }
+}
+
+@Suite struct ElementwiseTests {
+    @Test func meanOverEntries() {
+        let x: [Float] = [1, 2, 3, /* gap */ 9, 3, 4, 5, 9, 5, 6, 7, 9]
+        var out = [Float](repeating: 0, count: 3)
+        Elementwise.mean(x, entries: 3, entryStride: 4, count: 3, into: &out)
+        #expect(out == [3, 4, 5])
+    }
+
+    @Test func leakyReLUAndSigmoid() {
+        var x: [Float] = [-2, -0.0, 0, 3]
+        Elementwise.leakyReLU(&x, count: 4, slope: 0.01)
+        #expect(x == [-0.02, 0, 0, 3])
+        #expect(Elementwise.sigmoid(0) == 0.5)
+        #expect(Elementwise.sigmoid(-100) >= 0 && Elementwise.sigmoid(-100) < 1e-40)
+        #expect(Elementwise.sigmoid(100) == 1)
+        #expect(abs(Elementwise.sigmoid(2) - 0.880797) < 1e-6)
+    }
+
+    @Test func sgemmTransposesAndAccumulates() {
+        // C = A^T B + C with A stored [k, m] and B [k, n].
+        let a: [Float] = [1, 2, 3, 4, 5, 6]      // k=2, m=3
+        let b: [Float] = [1, 0, 0, 1]            // k=2, n=2
+        var c: [Float] = [1, 1, 1, 1, 1, 1]      // m=3, n=2
+        BLAS.sgemm(transposeA: true, m: 3, n: 2, k: 2, a: a, lda: 3, b: b, ldb: 2, beta: 1, c: &c, ldc: 2)
+        #expect(c == [2, 5, 3, 6, 4, 7])
+    }
+}
