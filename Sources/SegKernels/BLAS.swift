@@ -1,12 +1,43 @@
 internal import COpenBLAS
+internal import Synchronization
 
 /// The one door to OpenBLAS: thread control and the single `sgemm` entry point that every
 /// kernel in this module goes through.
 public enum BLAS {
     /// Sets the number of threads OpenBLAS uses for every following call (process-wide).
     /// Values below 1 are treated as 1.
-    public static func setThreadCount(_ count: Int) {
-        openblas_set_num_threads(Int32(clamping: max(1, count)))
+    ///
+    /// In `.independentCalls` mode (the default) OpenBLAS itself runs single-threaded and the
+    /// kernels run independent sgemm calls on `count` threads side by side (see
+    /// `forEachIndependent`); in `.threadedCalls` mode each sgemm call is split by OpenBLAS.
+    public static func setThreadCount(_ count: Int, mode: ThreadingMode = .independentCalls) {
+        let n = max(1, count)
+        Parallel.threadCount = n
+        independent.store(mode == .independentCalls, ordering: .relaxed)
+        openblas_set_num_threads(Int32(clamping: mode == .independentCalls ? 1 : n))
+    }
+
+    public enum ThreadingMode: Sendable {
+        case independentCalls
+        case threadedCalls
+    }
+
+    private static let independent = Atomic<Bool>(false)
+
+    /// True when OpenBLAS is single-threaded and kernels parallelize over independent calls.
+    public static var runsIndependentCalls: Bool {
+        independent.load(ordering: .relaxed) && Parallel.threadCount > 1
+    }
+
+    /// Runs `body(i)` for i in 0..<count: side by side on `Parallel.threadCount` threads when
+    /// OpenBLAS is single-threaded (OpenBLAS' pthread build is safe for concurrent calls),
+    /// one after another otherwise (each call is then threaded by OpenBLAS).
+    public static func forEachIndependent(_ count: Int, _ body: (Int) -> Void) {
+        if runsIndependentCalls {
+            Parallel.forEachChunk(count) { range in for i in range { body(i) } }
+        } else {
+            for i in 0..<count { body(i) }
+        }
     }
 
     /// The number of threads OpenBLAS currently uses.

@@ -9,7 +9,8 @@ public enum Conv2D {
     /// small enough for the column matrix to stay in the last-level cache.
     public static let defaultBandColumns = 2048
 
-    /// Scratch floats needed by `conv3x3` for `inChannels` channels of width `width`.
+    /// Scratch floats needed by `conv3x3` for `inChannels` channels of width `width`, for one
+    /// band at a time. Capacity for `n` bands lets `n` threads work side by side.
     public static func scratchCount(inChannels: Int, height: Int, width: Int,
                                     bandColumns: Int = defaultBandColumns) -> Int {
         let rows = bandRows(height: height, width: width, bandColumns: bandColumns)
@@ -45,30 +46,35 @@ public enum Conv2D {
         precondition(ldw >= k, "conv3x3: weight row stride too small")
         let hw = height * width
         let rows = bandRows(height: height, width: width, bandColumns: bandColumns)
-        precondition(scratchCapacity >= k * rows * width, "conv3x3: scratch too small")
-
-        var y0 = 0
-        while y0 < height {
-            let y1 = min(height, y0 + rows)
-            let columns = (y1 - y0) * width
-            im2col3x3(input: input, channels: inChannels, height: height, width: width,
-                      rowStart: y0, rowEnd: y1, into: scratch)
-            let out = output + y0 * width
-            var beta: Float = accumulate ? 1 : 0
-            if let bias {
-                for o in 0..<outChannels {
-                    (out + o * hw).update(repeating: bias[o], count: columns)
+        let perBand = k * rows * width
+        precondition(scratchCapacity >= perBand, "conv3x3: scratch too small")
+        let bands = (height + rows - 1) / rows
+        // Bands are independent: with one-thread BLAS, each thread unfolds and multiplies its
+        // own bands in its own slice of the scratch memory.
+        let slots = BLAS.runsIndependentCalls ? max(1, scratchCapacity / perBand) : 1
+        Parallel.forEachChunk(bands, maxChunks: slots) { slot, range in
+            let col = scratch + slot * perBand
+            for band in range {
+                let y0 = band * rows, y1 = min(height, y0 + rows)
+                let columns = (y1 - y0) * width
+                im2col3x3(input: input, channels: inChannels, height: height, width: width,
+                          rowStart: y0, rowEnd: y1, into: col, parallel: slots == 1)
+                let out = output + y0 * width
+                var beta: Float = accumulate ? 1 : 0
+                if let bias {
+                    for o in 0..<outChannels {
+                        (out + o * hw).update(repeating: bias[o], count: columns)
+                    }
+                    beta = 1
                 }
-                beta = 1
-            }
-            BLAS.sgemm(m: outChannels, n: columns, k: k, a: weight, lda: ldw,
-                       b: scratch, ldb: columns, beta: beta, c: out, ldc: hw)
-            if activation != .none {
-                for o in 0..<outChannels {
-                    Elementwise.apply(activation, out + o * hw, count: columns)
+                BLAS.sgemm(m: outChannels, n: columns, k: k, a: weight, lda: ldw,
+                           b: col, ldb: columns, beta: beta, c: out, ldc: hw)
+                if activation != .none {
+                    for o in 0..<outChannels {
+                        Elementwise.apply(activation, out + o * hw, count: columns)
+                    }
                 }
             }
-            y0 = y1
         }
     }
 
@@ -76,11 +82,12 @@ public enum Conv2D {
     /// [channels * 9, (rowEnd - rowStart) * width], row index c*9 + ky*3 + kx.
     public static func im2col3x3(
         input: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
-        rowStart: Int, rowEnd: Int, into col: UnsafeMutablePointer<Float>
+        rowStart: Int, rowEnd: Int, into col: UnsafeMutablePointer<Float>, parallel: Bool = true
     ) {
         let bandRows = rowEnd - rowStart
         let columns = bandRows * width
-        for c in 0..<channels {
+        Parallel.forEachChunk(channels, maxChunks: parallel ? Parallel.threadCount : 1) { _, range in
+        for c in range {
             let plane = input + c * height * width
             for ky in 0..<3 {
                 for kx in 0..<3 {
@@ -106,6 +113,7 @@ public enum Conv2D {
                     }
                 }
             }
+        }
         }
     }
 

@@ -17,6 +17,9 @@ public import SegKernels
 ///    and the level-0 skips of the support entries are only needed as their mean.
 public final class InferenceSession {
     public let model: UniverSeg
+    /// Use Winograd F(2x2, 3x3) for convolutions with enough input channels (default); when
+    /// false, every 3x3 convolution goes through im2col + sgemm. Both are exact to float32 rounding.
+    public var useWinograd = true
     private let plan: Plan
     private var plannedEntries = 0
     private let slope: Float = 0.01
@@ -68,7 +71,7 @@ public final class InferenceSession {
     }
 
     private func reserveFixed() {
-        col.reserve(plan.col)
+        col.reserve(plan.col(threads: Parallel.threadCount))
         q.reserve(plan.blockOutput)
         z.reserve(plan.blockOutput)
         entryOut.reserve(plan.blockOutput)
@@ -105,6 +108,7 @@ public final class InferenceSession {
             throw ModelError(.invalidInput, "support entry index out of range")
         }
         reserve(supportEntries: selected.count)
+        col.reserve(plan.col(threads: Parallel.threadCount))
         var result = [Float](repeating: 0, count: plan.pixels)
         let pairPlane = 2 * plan.pixels
         support.pairs.withUnsafeBufferPointer { pairs in
@@ -145,8 +149,15 @@ public final class InferenceSession {
     private func conv(
         _ input: UnsafePointer<Float>, _ channels: Int, _ side: Int,
         weight: UnsafePointer<Float>, rowStride: Int, outChannels: Int, bias: UnsafePointer<Float>?,
-        into output: UnsafeMutablePointer<Float>, accumulate: Bool = false, activation: Activation = .none
+        into output: UnsafeMutablePointer<Float>, accumulate: Bool = false, activation: Activation = .none,
+        filter: Winograd.Filter?
     ) {
+        if let filter, useWinograd {
+            Winograd.conv3x3(input: input, height: side, width: side, filter: filter, bias: bias, output: output,
+                             accumulate: accumulate, activation: activation,
+                             scratch: col.pointer, scratchCapacity: col.capacity)
+            return
+        }
         Conv2D.conv3x3(
             input: input, inChannels: channels, height: side, width: side,
             weight: weight, weightRowStride: rowStride, outChannels: outChannels, bias: bias,
@@ -181,22 +192,23 @@ public final class InferenceSession {
             block.supportBias.withUnsafeBufferPointer { supportB in
                 let wu = crossW.baseAddress!, wv = crossW.baseAddress! + cu * 9
                 // Query half of the cross conv, once: q = W_u * u + b.
-                conv(u, cu, side, weight: wu, rowStride: ldw, outChannels: w, bias: crossB.baseAddress, into: q.pointer)
+                conv(u, cu, side, weight: wu, rowStride: ldw, outChannels: w, bias: crossB.baseAddress, into: q.pointer,
+                     filter: block.crossQueryFilter)
                 // Query path: mean_i z_i = q + W_v * mean_i v_i.
                 Elementwise.mean(v, entries: n, entryStride: cv * hw, count: cv * hw, into: meanIn.pointer)
                 z.pointer.update(from: q.pointer, count: w * hw)
                 conv(meanIn.pointer, cv, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
-                     into: z.pointer, accumulate: true)
+                     into: z.pointer, accumulate: true, filter: block.crossSupportFilter)
                 let uOut = isLast ? uNext.pointer : skipU[l].pointer
                 conv(z.pointer, w, side, weight: targetW.baseAddress!, rowStride: w * 9, outChannels: w,
-                     bias: targetB.baseAddress, into: uOut, activation: leaky)
+                     bias: targetB.baseAddress, into: uOut, activation: leaky, filter: block.targetFilter)
                 // Support path, entry by entry: z_i = q + W_v * v_i, v'_i = SupportConvOp(z_i).
                 if l == 0 { skipMean0.pointer.update(repeating: 0, count: w * hw) }
                 let pooledPerEntry = w * (side / 2) * (side / 2)
                 for i in 0..<n {
                     z.pointer.update(from: q.pointer, count: w * hw)
                     conv(v + i * cv * hw, cv, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
-                         into: z.pointer, accumulate: true)
+                         into: z.pointer, accumulate: true, filter: block.crossSupportFilter)
                     let dest: UnsafeMutablePointer<Float>
                     if isLast {
                         dest = vNext.pointer + i * w * hw
@@ -206,7 +218,7 @@ public final class InferenceSession {
                         dest = skipV[l].pointer + i * w * hw
                     }
                     conv(z.pointer, w, side, weight: supportW.baseAddress!, rowStride: w * 9, outChannels: w,
-                         bias: supportB.baseAddress, into: dest, activation: leaky)
+                         bias: supportB.baseAddress, into: dest, activation: leaky, filter: block.supportFilter)
                     if l == 0 {
                         let acc = skipMean0.pointer
                         for p in 0..<(w * hw) { acc[p] += dest[p] }
@@ -256,7 +268,8 @@ public final class InferenceSession {
                 // Query input [up(u); skip], then q = W_u * uin + b.
                 Resample.upsampleBilinear2x(input: u, channels: cPrev, height: prevSide, width: prevSide, output: uin.pointer)
                 (uin.pointer + cPrev * hw).update(from: skipU[l].pointer, count: cSkip * hw)
-                conv(uin.pointer, cin, side, weight: wu, rowStride: ldw, outChannels: w, bias: crossB.baseAddress, into: q.pointer)
+                conv(uin.pointer, cin, side, weight: wu, rowStride: ldw, outChannels: w, bias: crossB.baseAddress, into: q.pointer,
+                     filter: block.crossQueryFilter)
                 // Mean support input [up(mean_i v_i); mean_i skip_i] (upsampling is linear).
                 let prevHW = prevSide * prevSide
                 Elementwise.mean(v, entries: n, entryStride: cPrev * prevHW, count: cPrev * prevHW, into: meanPrev.pointer)
@@ -270,9 +283,9 @@ public final class InferenceSession {
                 }
                 z.pointer.update(from: q.pointer, count: w * hw)
                 conv(meanIn.pointer, cin, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
-                     into: z.pointer, accumulate: true)
+                     into: z.pointer, accumulate: true, filter: block.crossSupportFilter)
                 conv(z.pointer, w, side, weight: targetW.baseAddress!, rowStride: w * 9, outChannels: w,
-                     bias: targetB.baseAddress, into: uNext.pointer, activation: leaky)
+                     bias: targetB.baseAddress, into: uNext.pointer, activation: leaky, filter: block.targetFilter)
                 // Support path (skipped in the last block: its outputs are never used).
                 if !isLast {
                     for i in 0..<n {
@@ -281,9 +294,10 @@ public final class InferenceSession {
                         (vin.pointer + cPrev * hw).update(from: skipV[l].pointer + i * cSkip * hw, count: cSkip * hw)
                         z.pointer.update(from: q.pointer, count: w * hw)
                         conv(vin.pointer, cin, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
-                             into: z.pointer, accumulate: true)
+                             into: z.pointer, accumulate: true, filter: block.crossSupportFilter)
                         conv(z.pointer, w, side, weight: supportW.baseAddress!, rowStride: w * 9, outChannels: w,
-                             bias: supportB.baseAddress, into: vNext.pointer + i * w * hw, activation: leaky)
+                             bias: supportB.baseAddress, into: vNext.pointer + i * w * hw, activation: leaky,
+                             filter: block.supportFilter)
                     }
                 }
             }}}}}}
@@ -306,8 +320,10 @@ public final class InferenceSession {
 /// Buffer sizes (in floats) of the forward pass for one configuration.
 struct Plan {
     let pixels: Int
-    /// Largest im2col scratch over all convolutions.
-    let col: Int
+    /// Largest im2col scratch (one band) over all convolutions.
+    let im2col: Int
+    /// Largest Winograd scratch over all convolutions.
+    let winograd: Int
     /// Largest block output (channels x side^2) over all blocks.
     let blockOutput: Int
     /// Largest block input (channels x side^2), for the concatenated decoder inputs and means.
@@ -317,12 +333,14 @@ struct Plan {
 
     init(_ cfg: UniverSegConfiguration) {
         pixels = cfg.inputSize * cfg.inputSize
-        var col = 0, out = 0, input = 0, perEntry = 2 * pixels
+        var im2col = 0, winograd = 0, out = 0, input = 0, perEntry = 2 * pixels
         let inputs = cfg.blockInputChannels
         for l in 0..<cfg.levels {
             let s = cfg.size(atLevel: l)
             let w = cfg.encoderWidths[l]
-            col = max(col, Conv2D.scratchCount(inChannels: max(inputs[l].query, inputs[l].support, w), height: s, width: s))
+            let cin = max(inputs[l].query, inputs[l].support, w)
+            im2col = max(im2col, Conv2D.scratchCount(inChannels: cin, height: s, width: s))
+            winograd = max(winograd, Winograd.scratchCount(inChannels: cin, outChannels: w, height: s, width: s))
             out = max(out, w * s * s)
             input = max(input, inputs[l].support * s * s)
             perEntry = max(perEntry, l == cfg.levels - 1 ? w * s * s : w * (s / 2) * (s / 2))
@@ -332,14 +350,19 @@ struct Plan {
             let s = cfg.size(atLevel: l)
             let w = cfg.decoderWidths[j]
             let cin = inputs[cfg.levels + j].support
-            col = max(col, Conv2D.scratchCount(inChannels: max(cin, w), height: s, width: s))
+            im2col = max(im2col, Conv2D.scratchCount(inChannels: max(cin, w), height: s, width: s))
+            winograd = max(winograd, Winograd.scratchCount(inChannels: max(cin, w), outChannels: w, height: s, width: s))
             out = max(out, w * s * s)
             input = max(input, cin * s * s)
             perEntry = max(perEntry, w * s * s)
         }
-        self.col = col
+        self.im2col = im2col
+        self.winograd = winograd
         self.blockOutput = out
         self.blockInput = input
         self.supportPerEntry = perEntry
     }
+
+    /// Convolution scratch for `threads` threads (im2col bands run side by side).
+    func col(threads: Int) -> Int { max(im2col * max(1, threads), winograd) }
 }

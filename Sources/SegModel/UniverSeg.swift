@@ -1,3 +1,5 @@
+public import SegKernels
+
 /// A named float32 tensor as read from a weights file.
 public struct NamedTensor: Sendable, Equatable {
     public var shape: [Int]
@@ -9,7 +11,7 @@ public struct NamedTensor: Sendable, Equatable {
     }
 }
 
-/// The weights of one CrossBlock, flattened (OIHW).
+/// The weights of one CrossBlock, flattened (OIHW), with their Winograd transforms.
 struct CrossBlockWeights: Sendable {
     let queryChannels: Int
     let supportChannels: Int
@@ -21,6 +23,39 @@ struct CrossBlockWeights: Sendable {
     let targetBias: [Float]
     let support: [Float]
     let supportBias: [Float]
+    /// Winograd filters of the query half, the support half, the target and the support
+    /// convolutions; nil where the input has too few channels for Winograd to pay off.
+    let crossQueryFilter: Winograd.Filter?
+    let crossSupportFilter: Winograd.Filter?
+    let targetFilter: Winograd.Filter?
+    let supportFilter: Winograd.Filter?
+
+    /// Below this many input channels a convolution uses im2col + sgemm.
+    static let winogradMinChannels = 8
+
+    init(queryChannels: Int, supportChannels: Int, width: Int, cross: [Float], crossBias: [Float],
+         target: [Float], targetBias: [Float], support: [Float], supportBias: [Float]) {
+        self.queryChannels = queryChannels
+        self.supportChannels = supportChannels
+        self.width = width
+        self.cross = cross
+        self.crossBias = crossBias
+        self.target = target
+        self.targetBias = targetBias
+        self.support = support
+        self.supportBias = supportBias
+        func filter(_ w: [Float], offset: Int, rowStride: Int, cin: Int) -> Winograd.Filter? {
+            guard cin >= Self.winogradMinChannels, w.count == width * rowStride else { return nil }
+            return w.withUnsafeBufferPointer {
+                Winograd.Filter(weight: $0.baseAddress! + offset, rowStride: rowStride, inChannels: cin, outChannels: width)
+            }
+        }
+        let crossStride = (queryChannels + supportChannels) * 9
+        crossQueryFilter = filter(cross, offset: 0, rowStride: crossStride, cin: queryChannels)
+        crossSupportFilter = filter(cross, offset: queryChannels * 9, rowStride: crossStride, cin: supportChannels)
+        targetFilter = filter(target, offset: 0, rowStride: width * 9, cin: width)
+        supportFilter = filter(support, offset: 0, rowStride: width * 9, cin: width)
+    }
 }
 
 /// An immutable UniverSeg network: architecture plus validated weights. Cheap to copy and

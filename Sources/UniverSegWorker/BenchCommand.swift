@@ -34,6 +34,12 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object per line instead of a table.")
     var json = false
 
+    @Flag(name: .customLong("no-winograd"), help: "Use im2col + sgemm for every 3x3 convolution (Winograd F(2x2,3x3) is the default).")
+    var noWinograd = false
+
+    @Flag(name: .customLong("blas-threaded"), help: "Let OpenBLAS thread each sgemm call instead of running independent calls side by side.")
+    var blasThreaded = false
+
     @Flag(help: "Benchmark the kernels (sgemm, im2col, 3x3 convolution) instead of the network.")
     var kernels = false
 
@@ -53,11 +59,12 @@ struct BenchCommand: ParsableCommand {
             print("    N  threads   median ms      min ms    GFLOP   GFLOP/s  ref GFLOP/s  peak RSS MiB")
         }
         let session = InferenceSession(model: model)
+        session.useWinograd = !noWinograd
         for n in sizeList {
             guard n <= support.count else { throw ValidationError("N=\(n) exceeds the \(support.count) support entries of --inputs") }
             let entries = Array(0..<n)
             for t in threadList {
-                BLAS.setThreadCount(t)
+                BLAS.setThreadCount(t, mode: blasThreaded ? .threadedCalls : .independentCalls)
                 _ = try session.logits(query: query, support: support, entries: entries)
                 var times: [Double] = []
                 for _ in 0..<repeats {

@@ -31,12 +31,12 @@ struct KernelBench {
         print("kernel                                   threads      ms   GFLOP/s")
         for t in threads {
             BLAS.setThreadCount(t)
-            for n in [1024, 4096, 16384] {
+            for (n, kk) in [(1024, k), (4096, k), (16384, k), (1024, 64), (4096, 64), (4096, 128), (4096, 256)] {
                 let ms = time {
-                    BLAS.sgemm(m: cout, n: n, k: k, a: a.pointer, lda: k, b: b.pointer, ldb: n, beta: 0, c: c.pointer, ldc: n)
+                    BLAS.sgemm(m: cout, n: n, k: kk, a: a.pointer, lda: kk, b: b.pointer, ldb: n, beta: 0, c: c.pointer, ldc: n)
                 }
-                let flop = 2.0 * Double(cout * n * k)
-                print(String(format: "sgemm M=%d N=%-5d K=%d               %7d %7.2f %9.1f", cout, n, k, t, ms, flop / ms / 1e6))
+                let flop = 2.0 * Double(cout * n * kk)
+                print(String(format: "sgemm M=%d N=%-5d K=%-4d              %7d %7.2f %9.1f", cout, n, kk, t, ms, flop / ms / 1e6))
             }
             let msCol = time {
                 Conv2D.im2col3x3(input: input.pointer, channels: cin, height: side, width: side,

@@ -149,3 +149,57 @@ import Testing
         #expect(c == [2, 5, 3, 6, 4, 7])
     }
 }
+
+@Suite struct WinogradTests {
+    @Test(arguments: [(1, 1, 1, 1), (3, 4, 2, 2), (8, 5, 7, 9), (16, 16, 16, 16), (5, 9, 13, 3), (64, 64, 12, 20)])
+    func winogradMatchesNaiveConvolution(shape: (Int, Int, Int, Int)) {
+        let (cin, cout, h, w) = shape
+        var rng = TestRandom(UInt64(cin * 7 + cout * 5 + h * 3 + w))
+        let x = rng.floats(cin * h * w)
+        let weight = rng.floats(cout * cin * 9, scale: 0.5)
+        let bias = rng.floats(cout)
+        let expected = Naive.conv3x3(x, cin: cin, h: h, w: w, weight: weight, cout: cout, bias: bias)
+        let filter = weight.withUnsafeBufferPointer {
+            Winograd.Filter(weight: $0.baseAddress!, rowStride: cin * 9, inChannels: cin, outChannels: cout)
+        }
+        for band in [1, 3, 1024] {
+            let count = Winograd.scratchCount(inChannels: cin, outChannels: cout, height: h, width: w, bandTiles: band)
+            var scratch = [Float](repeating: .nan, count: count)
+            var out = [Float](repeating: .nan, count: cout * h * w)
+            bias.withUnsafeBufferPointer { bp in
+                Winograd.conv3x3(input: x, height: h, width: w, filter: filter, bias: bp.baseAddress!, output: &out,
+                                 scratch: &scratch, scratchCapacity: count, bandTiles: band)
+            }
+            #expect(relativeError(out, expected) < 1e-5, "band \(band)")
+        }
+    }
+
+    @Test func winogradAccumulatesOnAWeightSliceWithActivation() {
+        let (cin, total, cout, h, w) = (6, 10, 5, 7, 8)
+        var rng = TestRandom(77)
+        let x = rng.floats(cin * h * w)
+        let full = rng.floats(cout * total * 9)
+        let start = rng.floats(cout * h * w)
+        let offset = 4 * 9
+        var slice = [Float]()
+        for o in 0..<cout {
+            let begin: Int = o * total * 9 + offset
+            slice.append(contentsOf: full[begin..<(begin + cin * 9)])
+        }
+        let conv = Naive.conv3x3(x, cin: cin, h: h, w: w, weight: slice, cout: cout, bias: nil)
+        var expected = [Float](repeating: 0, count: conv.count)
+        for i in expected.indices {
+            let v = conv[i] + start[i]
+            expected[i] = v >= 0 ? v : 0.01 * v
+        }
+        let filter = full.withUnsafeBufferPointer {
+            Winograd.Filter(weight: $0.baseAddress! + offset, rowStride: total * 9, inChannels: cin, outChannels: cout)
+        }
+        let count = Winograd.scratchCount(inChannels: cin, outChannels: cout, height: h, width: w)
+        var scratch = [Float](repeating: 0, count: count)
+        var out = start
+        Winograd.conv3x3(input: x, height: h, width: w, filter: filter, bias: nil, output: &out, accumulate: true,
+                         activation: .leakyReLU(0.01), scratch: &scratch, scratchCapacity: count)
+        #expect(relativeError(out, expected) < 1e-5)
+    }
+}

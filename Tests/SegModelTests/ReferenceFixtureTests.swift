@@ -1,5 +1,6 @@
 import Foundation
 import SegIO
+import SegKernels
 import SegModel
 import Testing
 
@@ -27,7 +28,34 @@ import Testing
             images: (0..<total).map { Array(images[($0 * plane)..<(($0 + 1) * plane)]) },
             labels: (0..<total).map { Array(labels[($0 * plane)..<(($0 + 1) * plane)]) },
             size: cfg.inputSize)
-        let session = InferenceSession(model: weights.model)
+        try compare(weights.model, query: query, support: support, counts: counts, case_: case_, name: name)
+    }
+
+    /// The same comparison with 2 threads, in both threading modes and with im2col only.
+    @Test func logitsMatchWithThreadsAndBothConvolutionMethods() throws {
+        let weights = try WeightsFile(path: Self.path("small.weights.safetensors"))
+        let case_ = try SafeTensors.parse(try FileIO.read(Self.path("small.case.safetensors"), maxBytes: 64 << 20))
+        let plane = 64 * 64
+        let images = try #require(case_.tensors["support_images"]).values
+        let labels = try #require(case_.tensors["support_labels"]).values
+        let support = try SupportTensors(
+            images: (0..<8).map { Array(images[($0 * plane)..<(($0 + 1) * plane)]) },
+            labels: (0..<8).map { Array(labels[($0 * plane)..<(($0 + 1) * plane)]) }, size: 64)
+        let query = try #require(case_.tensors["query"]).values
+        defer { BLAS.setThreadCount(1) }
+        for mode in [BLAS.ThreadingMode.independentCalls, .threadedCalls] {
+            BLAS.setThreadCount(2, mode: mode)
+            for winograd in [true, false] {
+                try compare(weights.model, query: query, support: support, counts: [3, 8], case_: case_,
+                            name: "small/\(mode)/winograd=\(winograd)", winograd: winograd)
+            }
+        }
+    }
+
+    func compare(_ model: UniverSeg, query: [Float], support: SupportTensors, counts: [Int],
+                 case_: SafeTensors.Contents, name: String, winograd: Bool = true) throws {
+        let session = InferenceSession(model: model)
+        session.useWinograd = winograd
         for n in counts {
             let reference = try #require(case_.tensors["logits_n\(n)"]).values
             let logits = try session.logits(query: query, support: support, entries: Array(0..<n))

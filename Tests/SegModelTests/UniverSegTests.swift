@@ -175,3 +175,21 @@ import Glibc
     }
 }
 
+
+@Suite struct ConvolutionMethodTests {
+    @Test func winogradAndIm2colPathsAgree() throws {
+        let cfg = UniverSegConfiguration(encoderWidths: [16, 16, 16], decoderWidths: [16, 16], inputSize: 32)
+        let model = try UniverSeg.randomlyInitialized(cfg, seed: 21)
+        var rng = TestRandom(8)
+        let images = (0..<3).map { _ in rng.floats(1024).map { abs($0) } }
+        let labels = images.map { $0.map { $0 > 0.5 ? Float(1) : 0 } }
+        let support = try SupportTensors(images: images, labels: labels, size: 32)
+        let query = rng.floats(1024).map { abs($0) }
+        let session = InferenceSession(model: model)
+        let winograd = try session.logits(query: query, support: support)
+        session.useWinograd = false
+        let direct = try session.logits(query: query, support: support)
+        #expect(relativeError(winograd, direct) < 1e-5)
+        #expect(winograd != direct)  // the two paths really differ in rounding
+    }
+}
