@@ -6,6 +6,7 @@
 //   SegKernels   float32 NCHW kernels over one sgemm entry point     (no I/O, no logging, no async)
 //   SegModel     the UniverSeg network, weights container, ensembling (no I/O, no logging, no async)
 //   SegIO        PNG, safetensors, .npy, support-set directories, preprocessing
+//   SegEvaluation     few-shot evaluation protocol, baselines, Dice
 //   SegPlatform  versions of the linked C libraries
 //   UniverSegWorker   the `universeg-worker` executable and its subcommands
 import PackageDescription
@@ -44,11 +45,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Evaluation (few-shot protocol, baselines, Dice)
+        .target(name: "SegEvaluation", dependencies: ["SegModel", "SegIO", "SegKernels"], swiftSettings: swiftSettings),
+
         // MARK: Executable
         .executableTarget(
             name: "UniverSegWorker",
             dependencies: [
-                "SegModel", "SegIO", "SegKernels", "SegPlatform",
+                "SegModel", "SegIO", "SegKernels", "SegPlatform", "SegEvaluation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -62,6 +66,10 @@ let package = Package(
             exclude: ["Fixtures"], swiftSettings: swiftSettings
         ),
         .testTarget(name: "SegIOTests", dependencies: ["SegIO", "SegModel", "SegTesting"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SegEvaluationTests", dependencies: ["SegEvaluation", "SegIO", "SegModel"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "WorkerCLITests", dependencies: ["UniverSegWorker", "SegIO", "SegModel"],
             swiftSettings: swiftSettings

@@ -41,6 +41,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from universeg_torch import UniverSegFast, kaiming_init_, parameter_count  # noqa: E402
@@ -54,7 +55,7 @@ RUNS = Path("/work/universeg-runs")
 RUN_KEYS = ("encoder_widths", "decoder_widths", "input_size", "batch", "support", "lr",
             "warmup", "lr_decay_start", "lr_min_factor", "total_steps", "p_synthetic",
             "aug_strength", "noise_var_max", "seed", "weight_decay", "grad_clip", "data_dir",
-            "exclude", "val_support")
+            "exclude", "val_support", "bce_weight")
 
 
 def parse_ints(text: str) -> List[int]:
@@ -86,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--grad-clip", type=float, default=1.0)
     ap.add_argument("--p-synthetic", type=float, default=0.5,
                     help="probability that a task is synthetic (else a real dataset/label)")
+    ap.add_argument("--bce-weight", type=float, default=1.0,
+                    help="weight of a binary cross-entropy term added to the soft Dice loss "
+                         "(0 = the paper's pure soft Dice); BCE keeps gradients alive where "
+                         "the sigmoid saturates on wrong predictions")
     ap.add_argument("--aug-strength", type=float, default=1.0,
                     help="multiplies every Table 4 probability (0 = no augmentation)")
     ap.add_argument("--noise-var-max", type=float, default=0.01)
@@ -275,10 +280,11 @@ def main() -> int:
         "weight_decay": args.weight_decay, "grad_clip": args.grad_clip,
         "data_dir": str(args.data_dir.resolve()),
         "exclude": sorted(set(filter(None, args.exclude.split(","))) | set(HELD_OUT)),
-        "val_support": args.val_support,
+        "val_support": args.val_support, "bce_weight": args.bce_weight,
     }
     if cfg_path.exists() and ckpt_path.exists():
         cfg = json.load(open(cfg_path))
+        cfg.setdefault("bce_weight", 0.0)      # runs created before the option existed
         changed = {k: (cfg.get(k), cli[k]) for k in RUN_KEYS if cfg.get(k) != cli[k]}
         if changed:
             print("resuming: keeping the run's stored settings; differing command-line values "
@@ -337,7 +343,7 @@ def main() -> int:
     deadline = t_start + 60 * args.max_minutes if args.max_minutes else None
     wall_at_start = state["wall_s"]
     lo, hi = cfg["support"][0], cfg["support"][-1]
-    interval_loss, interval_n, interval_t = 0.0, 0, time.time()
+    interval_loss, interval_dice, interval_n, interval_t = 0.0, 0.0, 0, time.time()
     model.train()
 
     def checkpoint(reason: str) -> None:
@@ -379,7 +385,11 @@ def main() -> int:
         for g in opt.param_groups:
             g["lr"] = lr
         logits = model(q.to(device), si.to(device), sl.to(device))
-        loss = soft_dice_loss(logits, qy.to(device))
+        dice_loss = soft_dice_loss(logits, qy.to(device))
+        loss = dice_loss
+        if cfg["bce_weight"] > 0:
+            loss = loss + cfg["bce_weight"] * F.binary_cross_entropy_with_logits(
+                logits, qy.to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg["grad_clip"] > 0:
@@ -391,16 +401,18 @@ def main() -> int:
         state["step"] = step + 1
         state["examples"] += cfg["batch"] * (n_support + 1)
         interval_loss += loss.item()
+        interval_dice += dice_loss.item()
         interval_n += 1
         if state["step"] % args.log_every == 0:
             now = time.time()
             rec = {"kind": "train", "step": state["step"], "examples": state["examples"],
-                   "loss": round(interval_loss / interval_n, 5), "lr": lr,
+                   "loss": round(interval_loss / interval_n, 5),
+                   "dice_loss": round(interval_dice / interval_n, 5), "lr": lr,
                    "wall_s": round(wall_at_start + now - t_start, 1),
                    "s_per_step": round((now - interval_t) / interval_n, 3)}
             append_log(log_path, rec)
             print(json.dumps(rec), flush=True)
-            interval_loss, interval_n, interval_t = 0.0, 0, now
+            interval_loss, interval_dice, interval_n, interval_t = 0.0, 0.0, 0, now
         if state["step"] % args.eval_every == 0:
             run_eval()
         elif state["step"] % args.ckpt_every == 0:

@@ -7,10 +7,10 @@ struct UniverSegWorkerCommand: ParsableCommand {
         abstract: "Few-shot medical image segmentation (UniverSeg) on the CPU.",
         discussion: """
             A segmentation task is defined by a support set: a few example images with their \
-            label masks. `segment` runs the network on local files; `bench` measures speed.
+            label masks. `segment` runs the network on local files; `eval` measures Dice on a labelled dataset; `bench` measures speed.
             """,
         version: WorkerVersion.string,
-        subcommands: [SegmentCommand.self, BenchCommand.self, VersionCommand.self]
+        subcommands: [SegmentCommand.self, EvalCommand.self, BenchCommand.self, VersionCommand.self]
     )
 }
 
