@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SegEvaluation
 import SegIO
 import SegKernels
 import SegModel
@@ -40,6 +41,9 @@ struct SegmentCommand: ParsableCommand {
 
     @Option(help: "OpenBLAS threads. Default: the number of available cores.")
     var threads: Int?
+
+    @Option(name: .customLong("ground-truth"), help: "Directory of ground-truth masks named like the images (nonzero = foreground): prints the Dice score of each mask.")
+    var groundTruth: String?
 
     @Argument(help: "PNG images to segment.")
     var images: [String]
@@ -86,6 +90,7 @@ struct SegmentCommand: ParsableCommand {
         try createDirectory(out)
 
         let session = InferenceSession(model: weightsFile.model)
+        var scores: [Double] = []
         for (path, image) in decoded {
             let query = Preprocess.image(image, size: size)
             let probabilities: [Float]
@@ -107,8 +112,28 @@ struct SegmentCommand: ParsableCommand {
                                            to: "\(out)/\(stem).logits.npy")
             }
             let foreground = Double(mask.filter { $0 != 0 }.count) / Double(mask.count)
-            print("\(stem): \(image.width)x\(image.height), foreground \(String(format: "%.1f", 100 * foreground))% -> \(out)/\(stem).mask.png")
+            var line = "\(stem): \(image.width)x\(image.height), foreground \(String(format: "%.1f", 100 * foreground))%"
+            if let dice = try diceAgainstTruth(stem: stem, mask: mask, width: image.width, height: image.height) {
+                scores.append(dice)
+                line += String(format: ", Dice %.1f", 100 * dice)
+            }
+            print(line + " -> \(out)/\(stem).mask.png")
         }
+        if !scores.isEmpty {
+            print(String(format: "mean Dice over %d images: %.1f", scores.count, 100 * scores.reduce(0, +) / Double(scores.count)))
+        }
+    }
+
+    /// Dice of `mask` against `--ground-truth`/<stem>.png when that file exists.
+    private func diceAgainstTruth(stem: String, mask: [UInt8], width: Int, height: Int) throws -> Double? {
+        guard let groundTruth else { return nil }
+        let path = "\(groundTruth)/\(stem).png"
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let truth = try PNGCodec.decode(try FileIO.read(path, maxBytes: 256 << 20))
+        guard truth.width == width, truth.height == height else {
+            throw IOError(.imageDecode, "\(path): ground truth is \(truth.width)x\(truth.height), the image \(width)x\(height)")
+        }
+        return SegmentationMetrics.dice(mask.map(Float.init), truth.values)
     }
 
     private func createDirectory(_ path: String) throws {
