@@ -32,9 +32,9 @@ public enum BLAS {
     /// Runs `body(i)` for i in 0..<count: side by side on `Parallel.threadCount` threads when
     /// OpenBLAS is single-threaded (OpenBLAS' pthread build is safe for concurrent calls),
     /// one after another otherwise (each call is then threaded by OpenBLAS).
-    public static func forEachIndependent(_ count: Int, _ body: (Int) -> Void) {
-        if runsIndependentCalls {
-            Parallel.forEachChunk(count) { range in for i in range { body(i) } }
+    public static func forEachIndependent(_ count: Int, threads: Int = Parallel.threadCount, _ body: (Int) -> Void) {
+        if runsIndependentCalls && threads > 1 {
+            Parallel.forEachChunk(count, maxChunks: threads) { _, range in for i in range { body(i) } }
         } else {
             for i in 0..<count { body(i) }
         }

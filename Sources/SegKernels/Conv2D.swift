@@ -38,7 +38,7 @@ public enum Conv2D {
         output: UnsafeMutablePointer<Float>, accumulate: Bool = false,
         activation: Activation = .none,
         scratch: UnsafeMutablePointer<Float>, scratchCapacity: Int,
-        bandColumns: Int = defaultBandColumns
+        bandColumns: Int = defaultBandColumns, threads: Int = Parallel.threadCount
     ) {
         precondition(!(accumulate && bias != nil), "conv3x3: bias with accumulate is not supported")
         let k = inChannels * 9
@@ -51,14 +51,14 @@ public enum Conv2D {
         let bands = (height + rows - 1) / rows
         // Bands are independent: with one-thread BLAS, each thread unfolds and multiplies its
         // own bands in its own slice of the scratch memory.
-        let slots = BLAS.runsIndependentCalls ? max(1, scratchCapacity / perBand) : 1
+        let slots = BLAS.runsIndependentCalls ? max(1, min(threads, scratchCapacity / perBand)) : 1
         Parallel.forEachChunk(bands, maxChunks: slots) { slot, range in
             let col = scratch + slot * perBand
             for band in range {
                 let y0 = band * rows, y1 = min(height, y0 + rows)
                 let columns = (y1 - y0) * width
                 im2col3x3(input: input, channels: inChannels, height: height, width: width,
-                          rowStart: y0, rowEnd: y1, into: col, parallel: slots == 1)
+                          rowStart: y0, rowEnd: y1, into: col, threads: slots == 1 ? threads : 1)
                 let out = output + y0 * width
                 var beta: Float = accumulate ? 1 : 0
                 if let bias {
@@ -82,11 +82,11 @@ public enum Conv2D {
     /// [channels * 9, (rowEnd - rowStart) * width], row index c*9 + ky*3 + kx.
     public static func im2col3x3(
         input: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
-        rowStart: Int, rowEnd: Int, into col: UnsafeMutablePointer<Float>, parallel: Bool = true
+        rowStart: Int, rowEnd: Int, into col: UnsafeMutablePointer<Float>, threads: Int = Parallel.threadCount
     ) {
         let bandRows = rowEnd - rowStart
         let columns = bandRows * width
-        Parallel.forEachChunk(channels, maxChunks: parallel ? Parallel.threadCount : 1) { _, range in
+        Parallel.forEachChunk(channels, maxChunks: threads) { _, range in
         for c in range {
             let plane = input + c * height * width
             for ky in 0..<3 {

@@ -68,7 +68,8 @@ public enum Winograd {
         input: UnsafePointer<Float>, height: Int, width: Int, filter: Filter,
         bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, accumulate: Bool = false,
         activation: Activation = .none,
-        scratch: UnsafeMutablePointer<Float>, scratchCapacity: Int, bandTiles: Int = defaultBandTiles
+        scratch: UnsafeMutablePointer<Float>, scratchCapacity: Int, bandTiles: Int = defaultBandTiles,
+        threads: Int = Parallel.threadCount
     ) {
         precondition(!(accumulate && bias != nil), "winograd: bias with accumulate is not supported")
         let cin = filter.inChannels, cout = filter.outChannels
@@ -79,7 +80,7 @@ public enum Winograd {
         let pw = 2 * tilesX + 2, ph = 2 * tilesY + 2
         // Zero-padded copy of the input: one pixel of padding above and left, one or two below and right.
         let padded = scratch
-        Parallel.forEachChunk(cin) { channels in
+        Parallel.forEachChunk(cin, maxChunks: threads) { _, channels in
             for c in channels {
                 let plane = padded + c * ph * pw
                 plane.update(repeating: 0, count: ph * pw)
@@ -99,26 +100,27 @@ public enum Winograd {
                 let ty1 = min(tilesY, ty0 + rowsPerBand)
                 let tiles = (ty1 - ty0) * tilesX
                 inputTransform(padded: padded, channels: cin, paddedHeight: ph, paddedWidth: pw,
-                               tileRowStart: ty0, tileRowEnd: ty1, tilesX: tilesX, into: v)
+                               tileRowStart: ty0, tileRowEnd: ty1, tilesX: tilesX, into: v, threads: threads)
                 let vStride = cin * tiles + planePad, mStride = cout * tiles + planePad
                 // The 16 products are independent: with one-thread BLAS they run side by side.
-                BLAS.forEachIndependent(16) { k in
+                BLAS.forEachIndependent(16, threads: threads) { k in
                     BLAS.sgemm(m: cout, n: tiles, k: cin, a: u + k * cout * cin, lda: cin,
                                b: v + k * vStride, ldb: tiles, beta: 0, c: m + k * mStride, ldc: tiles)
                 }
                 outputTransform(m: m, channels: cout, tiles: tiles, tileRowStart: ty0, tileRowEnd: ty1,
                                 tilesX: tilesX, height: height, width: width, bias: bias, output: output,
-                                planeStride: hw, accumulate: accumulate, activation: activation)
+                                planeStride: hw, accumulate: accumulate, activation: activation, threads: threads)
                 ty0 = ty1
             }
         }
     }
 
     static func inputTransform(padded: UnsafePointer<Float>, channels: Int, paddedHeight ph: Int, paddedWidth pw: Int,
-                               tileRowStart: Int, tileRowEnd: Int, tilesX: Int, into v: UnsafeMutablePointer<Float>) {
+                               tileRowStart: Int, tileRowEnd: Int, tilesX: Int, into v: UnsafeMutablePointer<Float>,
+                               threads: Int) {
         let tiles = (tileRowEnd - tileRowStart) * tilesX
         let kStride = channels * tiles + planePad
-        Parallel.forEachChunk(channels) { range in
+        Parallel.forEachChunk(channels, maxChunks: threads) { _, range in
         for c in range {
             let plane = padded + c * ph * pw
             var t = 0
@@ -246,7 +248,7 @@ public enum Winograd {
     static func outputTransform(m: UnsafePointer<Float>, channels: Int, tiles: Int, tileRowStart: Int, tileRowEnd: Int,
                                 tilesX: Int, height: Int, width: Int, bias: UnsafePointer<Float>?,
                                 output: UnsafeMutablePointer<Float>, planeStride: Int, accumulate: Bool,
-                                activation: Activation) {
+                                activation: Activation, threads: Int) {
         let kStride = channels * tiles + planePad
         let slope: Float
         let applyLeaky: Bool
@@ -254,7 +256,7 @@ public enum Winograd {
         case .none: slope = 1; applyLeaky = false
         case .leakyReLU(let s): slope = s; applyLeaky = true
         }
-        Parallel.forEachChunk(channels) { range in
+        Parallel.forEachChunk(channels, maxChunks: threads) { _, range in
         for o in range {
             let b = bias?[o] ?? 0
             let mo = m + o * tiles

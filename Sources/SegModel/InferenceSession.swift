@@ -24,15 +24,22 @@ public final class InferenceSession {
     private var plannedEntries = 0
     private let slope: Float = 0.01
 
+    /// Scratch of one thread working on support entries; lane 0 also serves the query path.
+    final class Lane {
+        let col = FloatBuffer()
+        let z = FloatBuffer()
+        let entryOut = FloatBuffer()
+        let vin = FloatBuffer()
+        let skipSum = FloatBuffer()
+        var buffers: [FloatBuffer] { [col, z, entryOut, vin, skipSum] }
+    }
+
     // Scratch buffers (see `Plan` for their sizes).
-    private let col = FloatBuffer()
+    private var lanes: [Lane] = []
     private let q = FloatBuffer()
-    private let z = FloatBuffer()
-    private let entryOut = FloatBuffer()
     private let meanIn = FloatBuffer()
     private let meanPrev = FloatBuffer()
     private let uin = FloatBuffer()
-    private let vin = FloatBuffer()
     private let uA = FloatBuffer()
     private let uB = FloatBuffer()
     private let vA = FloatBuffer()
@@ -52,8 +59,8 @@ public final class InferenceSession {
 
     /// Bytes of scratch memory currently held by the session.
     public var workspaceBytes: Int {
-        ([col, q, z, entryOut, meanIn, meanPrev, uin, vin, uA, uB, vA, vB, gathered, skipMean0]
-            + skipU + skipV).reduce(0) { $0 + $1.byteCount }
+        ([q, meanIn, meanPrev, uin, uA, uB, vA, vB, gathered, skipMean0] + skipU + skipV
+            + lanes.flatMap(\.buffers)).reduce(0) { $0 + $1.byteCount }
     }
 
     /// Grows the per-entry buffers for support sets of up to `entries` entries.
@@ -70,15 +77,26 @@ public final class InferenceSession {
         }
     }
 
+    /// Makes sure there are `count` lanes; lane 0's convolution scratch serves `threads` threads.
+    private func reserveLanes(_ count: Int, threads: Int) {
+        while lanes.count < count {
+            let lane = Lane()
+            lane.col.reserve(plan.col(threads: 1))
+            lane.z.reserve(plan.blockOutput)
+            lane.entryOut.reserve(plan.blockOutput)
+            lane.vin.reserve(plan.blockInput)
+            lane.skipSum.reserve(model.configuration.encoderWidths[0] * plan.pixels)
+            lanes.append(lane)
+        }
+        lanes[0].col.reserve(plan.col(threads: threads))
+    }
+
     private func reserveFixed() {
-        col.reserve(plan.col(threads: Parallel.threadCount))
+        reserveLanes(1, threads: Parallel.threadCount)
         q.reserve(plan.blockOutput)
-        z.reserve(plan.blockOutput)
-        entryOut.reserve(plan.blockOutput)
         meanIn.reserve(plan.blockInput)
         meanPrev.reserve(plan.blockInput)
         uin.reserve(plan.blockInput)
-        vin.reserve(plan.blockInput)
         uA.reserve(plan.blockOutput)
         uB.reserve(plan.blockOutput)
         let cfg = model.configuration
@@ -108,7 +126,7 @@ public final class InferenceSession {
             throw ModelError(.invalidInput, "support entry index out of range")
         }
         reserve(supportEntries: selected.count)
-        col.reserve(plan.col(threads: Parallel.threadCount))
+        reserveLanes(entryWorkers(selected.count), threads: Parallel.threadCount)
         var result = [Float](repeating: 0, count: plan.pixels)
         let pairPlane = 2 * plan.pixels
         support.pairs.withUnsafeBufferPointer { pairs in
@@ -150,19 +168,35 @@ public final class InferenceSession {
         _ input: UnsafePointer<Float>, _ channels: Int, _ side: Int,
         weight: UnsafePointer<Float>, rowStride: Int, outChannels: Int, bias: UnsafePointer<Float>?,
         into output: UnsafeMutablePointer<Float>, accumulate: Bool = false, activation: Activation = .none,
-        filter: Winograd.Filter?
+        filter: Winograd.Filter?, lane: Lane? = nil, threads: Int = Parallel.threadCount
     ) {
+        let col = (lane ?? lanes[0]).col
         if let filter, useWinograd {
             Winograd.conv3x3(input: input, height: side, width: side, filter: filter, bias: bias, output: output,
                              accumulate: accumulate, activation: activation,
-                             scratch: col.pointer, scratchCapacity: col.capacity)
+                             scratch: col.pointer, scratchCapacity: col.capacity, threads: threads)
             return
         }
         Conv2D.conv3x3(
             input: input, inChannels: channels, height: side, width: side,
             weight: weight, weightRowStride: rowStride, outChannels: outChannels, bias: bias,
             output: output, accumulate: accumulate, activation: activation,
-            scratch: col.pointer, scratchCapacity: col.capacity)
+            scratch: col.pointer, scratchCapacity: col.capacity, threads: threads)
+    }
+
+    /// Threads that work on support entries side by side (each with one-thread kernels), when
+    /// the BLAS runs independent calls; otherwise 1 (the kernels then use every thread).
+    private func entryWorkers(_ entries: Int) -> Int {
+        BLAS.runsIndependentCalls ? max(1, min(Parallel.threadCount, entries)) : 1
+    }
+
+    /// Runs `body(lane, threadsPerEntry, entries)` over the support entries, split between lanes.
+    private func forEachEntry(_ n: Int, _ body: (Lane, Int, Range<Int>) -> Void) {
+        let workers = entryWorkers(n)
+        let threads = workers == 1 ? Parallel.threadCount : 1
+        Parallel.forEachChunk(n, maxChunks: workers) { worker, range in
+            body(lanes[worker], threads, range)
+        }
     }
 
     private func forward(query: UnsafePointer<Float>, pairs: UnsafePointer<Float>, entries n: Int,
@@ -196,41 +230,56 @@ public final class InferenceSession {
                      filter: block.crossQueryFilter)
                 // Query path: mean_i z_i = q + W_v * mean_i v_i.
                 Elementwise.mean(v, entries: n, entryStride: cv * hw, count: cv * hw, into: meanIn.pointer)
-                z.pointer.update(from: q.pointer, count: w * hw)
+                let zq = lanes[0].z.pointer
+                zq.update(from: q.pointer, count: w * hw)
                 conv(meanIn.pointer, cv, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
-                     into: z.pointer, accumulate: true, filter: block.crossSupportFilter)
+                     into: zq, accumulate: true, filter: block.crossSupportFilter)
                 let uOut = isLast ? uNext.pointer : skipU[l].pointer
-                conv(z.pointer, w, side, weight: targetW.baseAddress!, rowStride: w * 9, outChannels: w,
+                conv(zq, w, side, weight: targetW.baseAddress!, rowStride: w * 9, outChannels: w,
                      bias: targetB.baseAddress, into: uOut, activation: leaky, filter: block.targetFilter)
                 // Support path, entry by entry: z_i = q + W_v * v_i, v'_i = SupportConvOp(z_i).
-                if l == 0 { skipMean0.pointer.update(repeating: 0, count: w * hw) }
+                // Entries are independent; lanes work on them side by side.
                 let pooledPerEntry = w * (side / 2) * (side / 2)
-                for i in 0..<n {
-                    z.pointer.update(from: q.pointer, count: w * hw)
-                    conv(v + i * cv * hw, cv, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
-                         into: z.pointer, accumulate: true, filter: block.crossSupportFilter)
-                    let dest: UnsafeMutablePointer<Float>
-                    if isLast {
-                        dest = vNext.pointer + i * w * hw
-                    } else if l == 0 {
-                        dest = entryOut.pointer
-                    } else {
-                        dest = skipV[l].pointer + i * w * hw
-                    }
-                    conv(z.pointer, w, side, weight: supportW.baseAddress!, rowStride: w * 9, outChannels: w,
-                         bias: supportB.baseAddress, into: dest, activation: leaky, filter: block.supportFilter)
-                    if l == 0 {
-                        let acc = skipMean0.pointer
-                        for p in 0..<(w * hw) { acc[p] += dest[p] }
-                    }
-                    if !isLast {
-                        Resample.maxPool2x2(input: dest, channels: w, height: side, width: side,
-                                            output: vNext.pointer + i * pooledPerEntry)
+                let workers = entryWorkers(n)
+                if l == 0 { for k in 0..<workers { lanes[k].skipSum.pointer.update(repeating: 0, count: w * hw) } }
+                let qp = UnsafePointer(q.pointer), vp = v, vNextP = vNext.pointer, skipVP = skipV[l].pointer
+                forEachEntry(n) { lane, threads, range in
+                    let z = lane.z.pointer
+                    for i in range {
+                        z.update(from: qp, count: w * hw)
+                        conv(vp + i * cv * hw, cv, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
+                             into: z, accumulate: true, filter: block.crossSupportFilter, lane: lane, threads: threads)
+                        let dest: UnsafeMutablePointer<Float>
+                        if isLast {
+                            dest = vNextP + i * w * hw
+                        } else if l == 0 {
+                            dest = lane.entryOut.pointer
+                        } else {
+                            dest = skipVP + i * w * hw
+                        }
+                        conv(z, w, side, weight: supportW.baseAddress!, rowStride: w * 9, outChannels: w,
+                             bias: supportB.baseAddress, into: dest, activation: leaky, filter: block.supportFilter,
+                             lane: lane, threads: threads)
+                        if l == 0 {
+                            let acc = lane.skipSum.pointer
+                            for p in 0..<(w * hw) { acc[p] += dest[p] }
+                        }
+                        if !isLast {
+                            Resample.maxPool2x2(input: dest, channels: w, height: side, width: side,
+                                                output: vNextP + i * pooledPerEntry)
+                        }
                     }
                 }
                 if l == 0 {
+                    // Level-0 skips are only needed as their mean (the last decoder block has no support path).
+                    let mean = skipMean0.pointer
+                    mean.update(from: lanes[0].skipSum.pointer, count: w * hw)
+                    for k in 1..<max(workers, 1) {
+                        let part = lanes[k].skipSum.pointer
+                        for p in 0..<(w * hw) { mean[p] += part[p] }
+                    }
                     let scale = 1 / Float(n)
-                    for p in 0..<(w * hw) { skipMean0.pointer[p] *= scale }
+                    for p in 0..<(w * hw) { mean[p] *= scale }
                 }
                 if !isLast {
                     Resample.maxPool2x2(input: uOut, channels: w, height: side, width: side, output: uNext.pointer)
@@ -281,23 +330,28 @@ public final class InferenceSession {
                     Elementwise.mean(skipV[l].pointer, entries: n, entryStride: cSkip * hw, count: cSkip * hw,
                                      into: meanIn.pointer + cPrev * hw)
                 }
-                z.pointer.update(from: q.pointer, count: w * hw)
+                let zq = lanes[0].z.pointer
+                zq.update(from: q.pointer, count: w * hw)
                 conv(meanIn.pointer, cin, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
-                     into: z.pointer, accumulate: true, filter: block.crossSupportFilter)
-                conv(z.pointer, w, side, weight: targetW.baseAddress!, rowStride: w * 9, outChannels: w,
+                     into: zq, accumulate: true, filter: block.crossSupportFilter)
+                conv(zq, w, side, weight: targetW.baseAddress!, rowStride: w * 9, outChannels: w,
                      bias: targetB.baseAddress, into: uNext.pointer, activation: leaky, filter: block.targetFilter)
                 // Support path (skipped in the last block: its outputs are never used).
                 if !isLast {
-                    for i in 0..<n {
-                        Resample.upsampleBilinear2x(input: v + i * cPrev * prevHW, channels: cPrev, height: prevSide,
-                                                    width: prevSide, output: vin.pointer)
-                        (vin.pointer + cPrev * hw).update(from: skipV[l].pointer + i * cSkip * hw, count: cSkip * hw)
-                        z.pointer.update(from: q.pointer, count: w * hw)
-                        conv(vin.pointer, cin, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
-                             into: z.pointer, accumulate: true, filter: block.crossSupportFilter)
-                        conv(z.pointer, w, side, weight: supportW.baseAddress!, rowStride: w * 9, outChannels: w,
-                             bias: supportB.baseAddress, into: vNext.pointer + i * w * hw, activation: leaky,
-                             filter: block.supportFilter)
+                    let qp = UnsafePointer(q.pointer), vp = v, vNextP = vNext.pointer, skipVP = skipV[l].pointer
+                    forEachEntry(n) { lane, threads, range in
+                        let z = lane.z.pointer, vin = lane.vin.pointer
+                        for i in range {
+                            Resample.upsampleBilinear2x(input: vp + i * cPrev * prevHW, channels: cPrev, height: prevSide,
+                                                        width: prevSide, output: vin)
+                            (vin + cPrev * hw).update(from: skipVP + i * cSkip * hw, count: cSkip * hw)
+                            z.update(from: qp, count: w * hw)
+                            conv(vin, cin, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
+                                 into: z, accumulate: true, filter: block.crossSupportFilter, lane: lane, threads: threads)
+                            conv(z, w, side, weight: supportW.baseAddress!, rowStride: w * 9, outChannels: w,
+                                 bias: supportB.baseAddress, into: vNextP + i * w * hw, activation: leaky,
+                                 filter: block.supportFilter, lane: lane, threads: threads)
+                        }
                     }
                 }
             }}}}}}
