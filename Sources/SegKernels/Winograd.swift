@@ -9,7 +9,7 @@
 /// The result equals direct convolution up to float32 rounding (a few ulp per sum).
 public enum Winograd {
     /// Tiles per band: the transformed input and output of a band stay in the last-level cache.
-    public static let defaultBandTiles = 1024
+    public static let defaultBandTiles = 256
 
     /// Floats added between the 16 transform planes so that their 16 concurrent access
     /// streams do not map onto the same cache sets (plane sizes are often multiples of 4 KiB).
