@@ -45,6 +45,9 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Service core (requests, results, support-set store and cache, processing)
+        .target(name: "SegService", dependencies: ["SegModel", "SegIO", "SegKernels", "SegEvaluation"], swiftSettings: swiftSettings),
+
         // MARK: Evaluation (few-shot protocol, baselines, Dice)
         .target(name: "SegEvaluation", dependencies: ["SegModel", "SegIO", "SegKernels"], swiftSettings: swiftSettings),
 
@@ -66,6 +69,7 @@ let package = Package(
             exclude: ["Fixtures"], swiftSettings: swiftSettings
         ),
         .testTarget(name: "SegIOTests", dependencies: ["SegIO", "SegModel", "SegTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "SegServiceTests", dependencies: ["SegService", "SegIO", "SegModel"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SegEvaluationTests", dependencies: ["SegEvaluation", "SegIO", "SegModel"],
             swiftSettings: swiftSettings

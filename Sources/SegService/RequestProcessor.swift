@@ -1,0 +1,128 @@
+internal import Foundation
+internal import SegEvaluation
+public import SegIO
+public import SegKernels
+public import SegModel
+
+/// Turns one request record into a result record: parse and validate, fetch the support set
+/// (cached), decode the image, run UniverSeg, encode the mask. Independent of Kafka, so it can
+/// be tested and reused by `serve` and `replay`. Every failure becomes a `ServiceError` with a
+/// stable code; nothing from the request (pixels, free text) ends up in the reason.
+public final class RequestProcessor: Sendable {
+    public let weights: WeightsFile
+    public let store: SupportSetStore
+    public let cache: SupportSetCache
+    public let imageLimits: ImageLimits
+    public let requestLimits: SegmentationRequest.Limits
+    public let workerName: String
+
+    public init(weights: WeightsFile, store: SupportSetStore, cache: SupportSetCache,
+                imageLimits: ImageLimits = ImageLimits(maxWidth: 8192, maxHeight: 8192, maxPixels: 40_000_000),
+                requestLimits: SegmentationRequest.Limits = .init(), workerName: String) {
+        self.weights = weights
+        self.store = store
+        self.cache = cache
+        self.imageLimits = imageLimits
+        self.requestLimits = requestLimits
+        self.workerName = workerName
+    }
+
+    public enum Outcome: Sendable {
+        /// A result for the results topic.
+        case ok(requestID: String, result: SegmentationResult)
+        /// A failed request: an error result (when the request had a usable request_id) and the
+        /// error for the dead-letter record.
+        case failed(requestID: String?, result: SegmentationResult?, error: ServiceError)
+    }
+
+    /// Processes one record value. `session` belongs to the calling thread.
+    public func process(value: [UInt8]?, source: SegmentationResult.Source, queuedMs: Double,
+                        session: InferenceSession) -> Outcome {
+        let start = ContinuousClock.now
+        let model = SegmentationResult.Model(name: weights.name, sha256: weights.sha256)
+        var requestID = SegmentationRequest.salvageRequestID(value)
+        do {
+            let request = try SegmentationRequest.parse(value, limits: requestLimits)
+            requestID = request.requestID
+            // Support set.
+            let version = try request.supportSetVersion ?? store.latestVersion(of: request.supportSetID)
+            let manifestBytes = try store.manifest(id: request.supportSetID, version: version)
+            let key = SupportSetCache.Key(id: request.supportSetID, version: version, manifestSHA256: SHA256.hex(manifestBytes))
+            let size = weights.model.configuration.inputSize
+            let (set, _) = try cache.value(for: key) {
+                try store.load(id: request.supportSetID, version: version, manifestBytes: manifestBytes, size: size)
+            }
+            // Image.
+            let imageBytes: [UInt8]
+            switch request.image {
+            case .png(let bytes): imageBytes = bytes
+            case .storePath(let path): imageBytes = try store.image(storePath: path)
+            }
+            let image = try decode(imageBytes, field: "image")
+            let fetched = ContinuousClock.now
+            // Inference.
+            let ensemble = EnsembleOptions(supportSize: request.options.supportSize,
+                                           ensembleCount: request.options.ensemble, seed: request.options.seed)
+            let subsets: [[Int]]
+            do {
+                subsets = try ensemble.subsets(poolSize: set.tensors.count)
+            } catch let error as ModelError {
+                throw ServiceError(.optionsInvalid, error.message)
+            }
+            let query = Preprocess.image(image, size: size)
+            let probabilities = try session.probabilities(query: query, support: set.tensors, options: ensemble)
+            let mask = Preprocess.mask(probabilities: probabilities, size: size, width: image.width,
+                                       height: image.height, threshold: request.options.threshold)
+            let png = try PNGCodec.encodeGray8(mask, width: image.width, height: image.height)
+            let inferred = ContinuousClock.now
+            var dice: Double? = nil
+            if let truthBytes = request.groundTruth {
+                let truth = try decode(truthBytes, field: "ground_truth")
+                guard truth.width == image.width, truth.height == image.height else {
+                    throw ServiceError(.invalidRequest, "ground_truth is \(truth.width)x\(truth.height), the image \(image.width)x\(image.height)")
+                }
+                dice = SegmentationMetrics.dice(mask.map(Float.init), truth.values)
+            }
+            var options = request.options
+            options.supportSize = subsets.first?.count
+            let result = SegmentationResult(
+                requestID: request.requestID, status: "ok",
+                mask: .init(pngBase64: Data(png).base64EncodedString(), width: image.width, height: image.height),
+                foregroundFraction: Double(mask.lazy.filter { $0 != 0 }.count) / Double(max(mask.count, 1)),
+                dice: dice, model: model,
+                supportSet: .init(id: request.supportSetID, version: version, sha256: set.sha256, sizeUsed: subsets.first?.count ?? 0),
+                options: options,
+                timingsMs: .init(queue: queuedMs, fetch: Self.ms(start, fetched), inference: Self.ms(fetched, inferred),
+                                 total: queuedMs + Self.ms(start, ContinuousClock.now)),
+                worker: workerName, source: source, replay: nil, error: nil)
+            return .ok(requestID: request.requestID, result: result)
+        } catch {
+            let serviceError: ServiceError
+            switch error {
+            case let e as ServiceError: serviceError = e
+            case let e as ModelError: serviceError = ServiceError(.internal, "model: \(e.message)")
+            case let e as IOError: serviceError = ServiceError(.internal, e.message)
+            default: serviceError = ServiceError(.internal, "unexpected error")
+            }
+            let result = requestID.map {
+                SegmentationResult(requestID: $0, status: "error", mask: nil, foregroundFraction: nil, dice: nil, model: model,
+                                   supportSet: nil, options: nil, timingsMs: nil, worker: workerName, source: source,
+                                   replay: nil, error: .init(code: serviceError.code, reason: serviceError.reason))
+            }
+            return .failed(requestID: requestID, result: result, error: serviceError)
+        }
+    }
+
+    private func decode(_ bytes: [UInt8], field: String) throws -> GrayImage {
+        do {
+            return try PNGCodec.decode(bytes, limits: imageLimits)
+        } catch let error as IOError {
+            throw ServiceError(error.code == .imageTooLarge ? .imageTooLarge : .imageDecode, "\(field): \(error.message)")
+        }
+    }
+
+    static func ms(_ a: ContinuousClock.Instant, _ b: ContinuousClock.Instant) -> Double {
+        let d = b - a
+        return Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) * 1e-15
+    }
+}
