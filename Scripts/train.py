@@ -55,7 +55,7 @@ RUNS = Path("/work/universeg-runs")
 RUN_KEYS = ("encoder_widths", "decoder_widths", "input_size", "batch", "support", "lr",
             "warmup", "lr_decay_start", "lr_min_factor", "total_steps", "p_synthetic",
             "aug_strength", "noise_var_max", "seed", "weight_decay", "grad_clip", "data_dir",
-            "exclude", "val_support", "bce_weight")
+            "exclude", "val_support", "bce_weight", "split_seed")
 
 
 def parse_ints(text: str) -> List[int]:
@@ -87,7 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--grad-clip", type=float, default=1.0)
     ap.add_argument("--p-synthetic", type=float, default=0.5,
                     help="probability that a task is synthetic (else a real dataset/label)")
-    ap.add_argument("--bce-weight", type=float, default=1.0,
+    ap.add_argument("--init-from", type=Path, default=None,
+                    help="start a NEW run from the model weights of this checkpoint (optimiser "
+                         "and step start fresh); ignored when the run directory already has a "
+                         "checkpoint")
+    ap.add_argument("--bce-weight", type=float, default=0.0,
                     help="weight of a binary cross-entropy term added to the soft Dice loss "
                          "(0 = the paper's pure soft Dice); BCE keeps gradients alive where "
                          "the sigmoid saturates on wrong predictions")
@@ -95,7 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="multiplies every Table 4 probability (0 = no augmentation)")
     ap.add_argument("--noise-var-max", type=float, default=0.01)
     ap.add_argument("--val-support", type=int, default=16)
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=1, help="seed of the per-step sampling")
+    ap.add_argument("--split-seed", type=int, default=1,
+                    help="seed of the train/validation split and of the validation episodes "
+                         "(keep it when continuing from another run's weights)")
     ap.add_argument("--max-steps", type=int, default=None, help="stop at this total step")
     ap.add_argument("--max-minutes", type=float, default=None,
                     help="stop cleanly after this many minutes of this invocation")
@@ -281,10 +288,12 @@ def main() -> int:
         "data_dir": str(args.data_dir.resolve()),
         "exclude": sorted(set(filter(None, args.exclude.split(","))) | set(HELD_OUT)),
         "val_support": args.val_support, "bce_weight": args.bce_weight,
+        "split_seed": args.split_seed,
     }
     if cfg_path.exists() and ckpt_path.exists():
         cfg = json.load(open(cfg_path))
-        cfg.setdefault("bce_weight", 0.0)      # runs created before the option existed
+        cfg.setdefault("bce_weight", 0.0)      # runs created before these options existed
+        cfg.setdefault("split_seed", cfg["seed"])
         changed = {k: (cfg.get(k), cli[k]) for k in RUN_KEYS if cfg.get(k) != cli[k]}
         if changed:
             print("resuming: keeping the run's stored settings; differing command-line values "
@@ -300,6 +309,12 @@ def main() -> int:
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     state = {"step": 0, "examples": 0, "wall_s": 0.0, "best_val": -1.0, "config": cfg}
+    if args.init_from is not None and not ckpt_path.exists():
+        ck = torch.load(args.init_from, map_location=device, weights_only=False)
+        model.load_state_dict(ck["model"])
+        cfg["init_from"] = f"{args.init_from} (step {ck['step']}, {ck['examples']} examples)"
+        json.dump(cfg, open(cfg_path, "w"), indent=2)
+        print(f"initialised the model from {args.init_from} (its step {ck['step']})", flush=True)
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         model.load_state_dict(ck["model"])
@@ -313,14 +328,14 @@ def main() -> int:
           flush=True)
 
     t_load = time.time()
-    real = load_real_tasks(Path(cfg["data_dir"]), cfg["input_size"], cfg["seed"],
+    real = load_real_tasks(Path(cfg["data_dir"]), cfg["input_size"], cfg["split_seed"],
                            exclude=cfg["exclude"])
     assert not any(t.name.startswith("wbc-cv") for t in real)
     print(f"loaded {len(real)} real tasks in {time.time() - t_load:.1f} s: "
           + ", ".join(f"{t.name} ({len(t.train_idx)}+{len(t.val_idx)})" for t in real), flush=True)
     synth = SyntheticTasks(cfg["input_size"])
     aug = AugConfig(strength=cfg["aug_strength"], noise_var_max=cfg["noise_var_max"])
-    episodes = build_validation(real, cfg["input_size"], cfg["val_support"], cfg["seed"])
+    episodes = build_validation(real, cfg["input_size"], cfg["val_support"], cfg["split_seed"])
     if state["step"] == 0 and not log_path.exists():
         base = {}
         for ep in episodes:
