@@ -75,7 +75,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "WorkerCLITests", dependencies: ["UniverSegWorker", "SegIO", "SegModel"],
+            name: "WorkerCLITests", dependencies: ["UniverSegWorker", "SegIO", "SegModel", "SegTesting"],
             swiftSettings: swiftSettings
         ),
     ]

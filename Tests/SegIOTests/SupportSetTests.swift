@@ -1,23 +1,8 @@
 import Foundation
 import SegIO
 import SegModel
+import SegTesting
 import Testing
-
-/// A temporary directory removed when the value is deinitialized.
-final class TemporaryDirectory {
-    let path: String
-    init() throws {
-        path = NSTemporaryDirectory() + "universeg-test-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-
-    func write(_ relative: String, _ bytes: [UInt8]) throws {
-        let url = URL(fileURLWithPath: path + "/" + relative)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try Data(bytes).write(to: url)
-    }
-}
 
 @Suite struct SupportSetTests {
     func writeSet(_ dir: TemporaryDirectory, entries: Int, emptyLabels: Bool = false) throws {

@@ -1,6 +1,7 @@
 import Foundation
 import SegIO
 import SegModel
+import SegTesting
 import Testing
 
 /// Runs the built `universeg-worker` binary (a sibling of the test bundle).
@@ -30,22 +31,7 @@ struct Worker {
     }
 }
 
-final class Scratch {
-    let path: String
-    init() throws {
-        path = NSTemporaryDirectory() + "universeg-cli-" + UUID().uuidString
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    }
-    deinit { try? FileManager.default.removeItem(atPath: path) }
-    func write(_ relative: String, _ bytes: [UInt8]) throws {
-        let url = URL(fileURLWithPath: path + "/" + relative)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try Data(bytes).write(to: url)
-    }
-    func files(in relative: String) -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: path + "/" + relative)) ?? []).sorted()
-    }
-}
+typealias Scratch = TemporaryDirectory
 
 /// Small random weights (32x32 input) and a synthetic support set of 4 entries.
 func makeInputs(_ s: Scratch) throws {
