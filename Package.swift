@@ -39,6 +39,7 @@ let package = Package(
 
         // MARK: I/O and platform
         .target(name: "SegIO", dependencies: ["SegModel", "CLibPNG"], swiftSettings: swiftSettings),
+        .target(name: "SegKafka", dependencies: ["CRdKafka"], swiftSettings: swiftSettings),
         .target(
             name: "SegPlatform",
             dependencies: ["CRdKafka", "CSystemd", "CLibPNG", "SegKernels"],
@@ -48,6 +49,9 @@ let package = Package(
         // MARK: Service core (requests, results, support-set store and cache, processing)
         .target(name: "SegService", dependencies: ["SegModel", "SegIO", "SegKernels", "SegEvaluation"], swiftSettings: swiftSettings),
 
+        // MARK: Daemon (Kafka pipeline)
+        .target(name: "SegDaemon", dependencies: ["SegService", "SegKafka", "SegModel", "SegIO"], swiftSettings: swiftSettings),
+
         // MARK: Evaluation (few-shot protocol, baselines, Dice)
         .target(name: "SegEvaluation", dependencies: ["SegModel", "SegIO", "SegKernels"], swiftSettings: swiftSettings),
 
@@ -55,23 +59,29 @@ let package = Package(
         .executableTarget(
             name: "UniverSegWorker",
             dependencies: [
-                "SegModel", "SegIO", "SegKernels", "SegPlatform", "SegEvaluation",
+                "SegModel", "SegIO", "SegKernels", "SegPlatform", "SegEvaluation", "SegService", "SegDaemon", "SegKafka",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
 
         // MARK: Tests (run optimized: `swift test -c release -Xswiftc -enable-testing`)
-        .target(name: "SegTesting", dependencies: ["SegModel"], path: "Tests/SegTesting", swiftSettings: swiftSettings),
+        .target(name: "SegTesting", dependencies: ["SegModel", "SegKafka"], path: "Tests/SegTesting", swiftSettings: swiftSettings),
         .testTarget(name: "SegKernelsTests", dependencies: ["SegKernels", "SegTesting"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SegModelTests", dependencies: ["SegModel", "SegIO", "SegKernels", "SegTesting"],
             exclude: ["Fixtures"], swiftSettings: swiftSettings
         ),
         .testTarget(name: "SegIOTests", dependencies: ["SegIO", "SegModel", "SegTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "SegKafkaTests", dependencies: ["SegKafka", "SegTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "SegServiceTests", dependencies: ["SegService", "SegIO", "SegModel"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SegEvaluationTests", dependencies: ["SegEvaluation", "SegIO", "SegModel"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "WorkerIntegrationTests",
+            dependencies: ["UniverSegWorker", "SegTesting", "SegKafka", "SegIO", "SegModel"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -10,7 +10,7 @@ struct UniverSegWorkerCommand: ParsableCommand {
             label masks. `segment` runs the network on local files; `eval` measures Dice on a labelled dataset; `bench` measures speed.
             """,
         version: WorkerVersion.string,
-        subcommands: [SegmentCommand.self, EvalCommand.self, BenchCommand.self, SampleCommand.self, VersionCommand.self]
+        subcommands: [ServeCommand.self, SegmentCommand.self, EvalCommand.self, BenchCommand.self, SampleCommand.self, VersionCommand.self]
     )
 }
 

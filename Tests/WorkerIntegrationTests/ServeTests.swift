@@ -1,0 +1,146 @@
+import Foundation
+import SegIO
+import SegKafka
+import SegModel
+import SegTesting
+import Testing
+
+/// `universeg-worker serve` against a real Tansu broker, run as a separate process.
+@Suite(.serialized, .enabled(if: TansuBroker.isConfigured, "UNIVERSEG_TANSU_BIN is not set (source Scripts/lib/kafka-runtime.sh)"))
+struct ServeTests {
+    static var executable: String {
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        return [dir, dir.deletingLastPathComponent()].map { $0.appendingPathComponent("universeg-worker").path }
+            .first { FileManager.default.isExecutableFile(atPath: $0) } ?? "universeg-worker"
+    }
+
+    /// A store with support set "blobs" (version 1, LATEST 1), small random weights and a config file.
+    func prepare(_ dir: TemporaryDirectory, brokers: String) throws {
+        var entries: [String] = []
+        for i in 0..<4 {
+            let (image, label) = Self.pair(seed: i)
+            try dir.write("store/blobs/1/images/\(i).png", try PNGCodec.encodeGray8(image, width: 24, height: 24))
+            try dir.write("store/blobs/1/labels/\(i).png", try PNGCodec.encodeGray8(label, width: 24, height: 24))
+            entries.append(#"{"image":"images/\#(i).png","label":"labels/\#(i).png"}"#)
+        }
+        try dir.write("store/blobs/1/support.json", Array(#"{"entries":[\#(entries.joined(separator: ","))]}"#.utf8))
+        try dir.write("store/blobs/LATEST", Array("1".utf8))
+        let cfg = UniverSegConfiguration(encoderWidths: [4, 4], decoderWidths: [4], inputSize: 16)
+        let model = try UniverSeg.randomlyInitialized(cfg, seed: 3)
+        try dir.write("w.safetensors", try SafeTensors.serialize(model.namedTensors, metadata: WeightsFile.metadata(for: cfg)))
+        try dir.write("config.json", Array("""
+            {"kafka": {"properties": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500",
+                                      "auto.commit.interval.ms": "200"}},
+             "inference": {"drain_timeout_s": 20}}
+            """.utf8))
+    }
+
+    static func pair(seed: Int) -> ([UInt8], [UInt8]) {
+        var image = [UInt8](repeating: 180, count: 576), label = [UInt8](repeating: 0, count: 576)
+        let c = 8 + seed % 5
+        for y in 0..<24 { for x in 0..<24 where abs(x - c) + abs(y - c) < 6 { image[y * 24 + x] = 60; label[y * 24 + x] = 255 } }
+        return (image, label)
+    }
+
+    @Test(.timeLimit(.minutes(3)))
+    func requestsBecomeResultsErrorsBecomeDeadLettersAndOffsetsAreCommitted() async throws {
+        let broker = try await TansuBroker.start()
+        defer { broker.stop() }
+        let dir = try TemporaryDirectory()
+        try prepare(dir, brokers: broker.bootstrapServers)
+        let bootstrap = broker.bootstrapServers
+        let topics = ["universeg.requests", "universeg.results", "universeg.metrics", "universeg.requests.dlq"]
+        try await blocking {
+            let admin = try KafkaAdminClient(configuration: KafkaConfiguration(bootstrapServers: [bootstrap]))
+            try admin.createTopics(topics.map { ($0, $0 == "universeg.requests" ? 2 : 1) })
+        }
+        // Three requests: a valid one with ground truth, malformed JSON, an unknown support set.
+        let (query, truth) = Self.pair(seed: 2)
+        let q64 = Data(try PNGCodec.encodeGray8(query, width: 24, height: 24)).base64EncodedString()
+        let t64 = Data(try PNGCodec.encodeGray8(truth, width: 24, height: 24)).base64EncodedString()
+        let requests: [(String, String)] = [
+            ("ok-1", #"{"request_id":"ok-1","support_set":{"id":"blobs"},"image":{"png_base64":"\#(q64)"},"ground_truth":{"png_base64":"\#(t64)"}}"#),
+            ("bad-json", #"{"request_id": "bad-json", "#),
+            ("missing-set", #"{"request_id":"missing-set","support_set":{"id":"nope"},"image":{"png_base64":"\#(q64)"}}"#),
+        ]
+        try await blocking {
+            let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: [bootstrap]))
+            for (key, value) in requests {
+                try producer.send(topic: "universeg.requests", key: Array(key.utf8), value: Array(value.utf8),
+                                  headers: [("traceparent", Array("00-abc-01".utf8))]) { _ in }
+            }
+            try producer.flush(timeout: .seconds(10))
+            try producer.close()
+        }
+        // The worker.
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.executable)
+        process.arguments = ["serve", "--config", dir.path + "/config.json", "--brokers", bootstrap, "--group", "serve-test",
+                             "--store", "file://" + dir.path + "/store", "--weights", dir.path + "/w.safetensors"]
+        let log = Pipe()
+        process.standardError = log
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+
+        // Results and dead letters.
+        let (results, dead) = try await blocking { () -> ([KafkaMessage], [KafkaMessage]) in
+            var config = KafkaConfiguration(bootstrapServers: [bootstrap])
+            config["group.id"] = "reader-" + UUID().uuidString
+            config["auto.offset.reset"] = "earliest"
+            config["session.timeout.ms"] = "6000"
+            let reader = try KafkaConsumer(configuration: config)
+            try reader.subscribe(topics: ["universeg.results", "universeg.requests.dlq"])
+            var results: [KafkaMessage] = [], dead: [KafkaMessage] = []
+            let deadline = Date().addingTimeInterval(90)
+            while (results.count < 2 || dead.count < 2) && Date() < deadline {
+                guard let m = reader.poll(timeout: .milliseconds(200)), m.error == nil else { continue }
+                if m.topic == "universeg.results" { results.append(m) } else { dead.append(m) }
+            }
+            try reader.close()
+            return (results, dead)
+        }
+        #expect(results.count == 2, "results: \(results.count)")
+        #expect(dead.count == 2, "dead letters: \(dead.count)")
+        var byID: [String: [String: Any]] = [:]
+        for m in results {
+            if let json = try? JSONSerialization.jsonObject(with: Data(m.value ?? [])) as? [String: Any],
+               let id = json["request_id"] as? String { byID[id] = json }
+            #expect(m.header("traceparent").map { String(decoding: $0, as: UTF8.self) } == "00-abc-01")
+        }
+        let ok = try #require(byID["ok-1"])
+        #expect(ok["status"] as? String == "ok")
+        let mask = try #require(ok["mask"] as? [String: Any])
+        #expect(mask["width"] as? Int == 24 && mask["height"] as? Int == 24)
+        #expect(ok["dice"] is Double)
+        let missing = try #require(byID["missing-set"])
+        #expect((missing["error"] as? [String: Any])?["code"] as? String == "support_set_not_found")
+        let codes = Set(dead.compactMap { $0.header("universeg.error.code").map { String(decoding: $0, as: UTF8.self) } })
+        #expect(codes == ["invalid_json", "support_set_not_found"])
+        for d in dead {
+            // The dead letter carries the original bytes and headers.
+            #expect(requests.contains { Array($0.1.utf8) == d.value ?? [] })
+            #expect(d.header("traceparent") != nil && d.header("universeg.source.offset") != nil)
+        }
+
+        // SIGTERM: drained, committed, exit 0.
+        process.terminate()
+        let exited = try await blocking { () -> Int32 in
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+        let stderr = String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(exited == 0, "\(stderr)")
+        #expect(!stderr.contains(q64.prefix(32)), "image data must not be logged")
+        let committed = try await blocking { () -> Int64 in
+            var config = KafkaConfiguration(bootstrapServers: [bootstrap])
+            config["group.id"] = "serve-test"
+            let probe = try KafkaConsumer(configuration: config)
+            let offsets = try probe.committedOffsets(for: [TopicPartition(topic: "universeg.requests", partition: 0),
+                                                           TopicPartition(topic: "universeg.requests", partition: 1)])
+            try probe.close()
+            return offsets.values.filter { $0 > 0 }.reduce(0, +)
+        }
+        #expect(committed == 3, "committed offsets should cover the 3 requests")
+    }
+}
