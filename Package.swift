@@ -79,6 +79,7 @@ let package = Package(
             name: "SegEvaluationTests", dependencies: ["SegEvaluation", "SegIO", "SegModel"],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "SegDaemonTests", dependencies: ["SegDaemon"], swiftSettings: swiftSettings),
         .testTarget(
             name: "WorkerIntegrationTests",
             dependencies: ["UniverSegWorker", "SegTesting", "SegKafka", "SegIO", "SegModel"],

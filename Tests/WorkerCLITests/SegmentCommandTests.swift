@@ -131,3 +131,18 @@ func makeInputs(_ s: Scratch) throws {
         #expect(s.files(in: "out").isEmpty)
     }
 }
+
+@Suite struct ServeConfigurationTests {
+    @Test(arguments: [
+        (["--max-in-flight", "0"], [String: String](), "inference.max_in_flight"),
+        (["--store", "ftp://x"], [:], "store.url"),
+        ([], ["UNIVERSEG_KAFKA_DLQ_TOPIC": "universeg.results"], "topics must be different"),
+        (["--config", "/nonexistent/config.json"], [:], "no such file"),
+    ])
+    func invalidConfigurationStopsBeforeConsuming(arguments: [String], environment: [String: String], expected: String) throws {
+        let r = try Worker.run(["serve", "--brokers", "127.0.0.1:1"] + arguments, environment: environment)
+        #expect(r.status != 0)
+        #expect(r.stderr.contains(expected), "\(r.stderr)")
+        #expect(!r.stderr.contains("subscribed"))
+    }
+}
