@@ -35,6 +35,26 @@ struct ServeTests {
             """.utf8))
     }
 
+    func startWorker(_ dir: TemporaryDirectory, bootstrap: String, group: String) throws -> (Process, Pipe) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.executable)
+        process.arguments = ["serve", "--config", dir.path + "/config.json", "--brokers", bootstrap, "--group", group,
+                             "--store", "file://" + dir.path + "/store", "--weights", dir.path + "/w.safetensors"]
+        let log = Pipe()
+        process.standardError = log
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        return (process, log)
+    }
+
+    static func createTopics(_ bootstrap: String) async throws {
+        try await blocking {
+            let admin = try KafkaAdminClient(configuration: KafkaConfiguration(bootstrapServers: [bootstrap]))
+            try admin.createTopics(["universeg.requests", "universeg.results", "universeg.metrics", "universeg.requests.dlq"]
+                .map { ($0, $0 == "universeg.requests" ? 2 : 1) })
+        }
+    }
+
     static func pair(seed: Int) -> ([UInt8], [UInt8]) {
         var image = [UInt8](repeating: 180, count: 576), label = [UInt8](repeating: 0, count: 576)
         let c = 8 + seed % 5
@@ -142,5 +162,77 @@ struct ServeTests {
             return offsets.values.filter { $0 > 0 }.reduce(0, +)
         }
         #expect(committed == 3, "committed offsets should cover the 3 requests")
+    }
+
+    /// SIGKILL while requests are in flight: after a restart every request has a result (some
+    /// possibly twice, from redelivery), none is lost, and duplicates carry identical masks.
+    @Test(.timeLimit(.minutes(3)))
+    func requestsInFlightAtSigkillAreProcessedAgainAfterRestart() async throws {
+        let broker = try await TansuBroker.start()
+        defer { broker.stop() }
+        let dir = try TemporaryDirectory()
+        try prepare(dir, brokers: broker.bootstrapServers)
+        let bootstrap = broker.bootstrapServers
+        try await Self.createTopics(bootstrap)
+        // Large query images (2500x2500) make each request take a noticeable time (resizing,
+        // mask encoding), so several are in flight or queued when the worker is killed.
+        var big = [UInt8](repeating: 170, count: 2500 * 2500)
+        for y in 800..<1500 { for x in 800..<1500 { big[y * 2500 + x] = 50 } }
+        let b64 = Data(try PNGCodec.encodeGray8(big, width: 2500, height: 2500)).base64EncodedString()
+        let ids = (0..<8).map { "kill-\($0)" }
+        try await blocking {
+            let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: [bootstrap]))
+            for id in ids {
+                let value = #"{"request_id":"\#(id)","support_set":{"id":"blobs"},"image":{"png_base64":"\#(b64)"}}"#
+                try producer.send(topic: "universeg.requests", key: Array(id.utf8), value: Array(value.utf8)) { _ in }
+            }
+            try producer.flush(timeout: .seconds(20))
+            try producer.close()
+        }
+        let (first, _) = try startWorker(dir, bootstrap: bootstrap, group: "kill-test")
+        defer { if first.isRunning { first.terminate() } }
+        let reader = try await blocking { () -> KafkaConsumer in
+            var config = KafkaConfiguration(bootstrapServers: [bootstrap])
+            config["group.id"] = "reader-" + UUID().uuidString
+            config["auto.offset.reset"] = "earliest"
+            config["session.timeout.ms"] = "6000"
+            let c = try KafkaConsumer(configuration: config)
+            try c.subscribe(topics: ["universeg.results"])
+            return c
+        }
+        func read(until done: @escaping @Sendable ([String: [String]]) -> Bool, seconds: Double) async throws -> [String: [String]] {
+            try await blocking {
+                var masks: [String: [String]] = [:]
+                let deadline = Date().addingTimeInterval(seconds)
+                while !done(masks) && Date() < deadline {
+                    guard let m = reader.poll(timeout: .milliseconds(100)), m.error == nil,
+                          let json = try? JSONSerialization.jsonObject(with: Data(m.value ?? [])) as? [String: Any],
+                          let id = json["request_id"] as? String, json["status"] as? String == "ok",
+                          let mask = (json["mask"] as? [String: Any])?["png_base64"] as? String else { continue }
+                    masks[id, default: []].append(mask)
+                }
+                return masks
+            }
+        }
+        // Kill as soon as the first result is out.
+        var seen = try await read(until: { !$0.isEmpty }, seconds: 60)
+        kill(first.processIdentifier, SIGKILL)
+        _ = try await blocking { first.waitUntilExit() }
+        #expect(!seen.isEmpty)
+        #expect(seen.count < ids.count, "the kill should land while requests are still pending")
+        // Restart: every request gets a result.
+        let (second, log) = try startWorker(dir, bootstrap: bootstrap, group: "kill-test")
+        defer { if second.isRunning { second.terminate() } }
+        let missing = Set(ids).subtracting(seen.keys)
+        let rest = try await read(until: { masks in missing.isSubset(of: masks.keys) }, seconds: 90)
+        for (id, masks) in rest { seen[id, default: []] += masks }
+        #expect(Set(seen.keys) == Set(ids), "lost: \(Set(ids).subtracting(seen.keys).sorted())")
+        for (id, masks) in seen where masks.count > 1 {
+            #expect(Set(masks).count == 1, "duplicate results of \(id) differ")
+        }
+        second.terminate()
+        let status = try await blocking { () -> Int32 in second.waitUntilExit(); return second.terminationStatus }
+        #expect(status == 0, "\(String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
+        try await blocking { try reader.close() }
     }
 }
