@@ -69,11 +69,7 @@ struct ServeTests {
         let dir = try TemporaryDirectory()
         try prepare(dir, brokers: broker.bootstrapServers)
         let bootstrap = broker.bootstrapServers
-        let topics = ["universeg.requests", "universeg.results", "universeg.metrics", "universeg.requests.dlq"]
-        try await blocking {
-            let admin = try KafkaAdminClient(configuration: KafkaConfiguration(bootstrapServers: [bootstrap]))
-            try admin.createTopics(topics.map { ($0, $0 == "universeg.requests" ? 2 : 1) })
-        }
+        try await Self.createTopics(bootstrap)
         // Three requests: a valid one with ground truth, malformed JSON, an unknown support set.
         let (query, truth) = Self.pair(seed: 2)
         let q64 = Data(try PNGCodec.encodeGray8(query, width: 24, height: 24)).base64EncodedString()
@@ -93,14 +89,7 @@ struct ServeTests {
             try producer.close()
         }
         // The worker.
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.executable)
-        process.arguments = ["serve", "--config", dir.path + "/config.json", "--brokers", bootstrap, "--group", "serve-test",
-                             "--store", "file://" + dir.path + "/store", "--weights", dir.path + "/w.safetensors"]
-        let log = Pipe()
-        process.standardError = log
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        let (process, log) = try startWorker(dir, bootstrap: bootstrap, group: "serve-test")
         defer { if process.isRunning { process.terminate() } }
 
         // Results and dead letters.
