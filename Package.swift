@@ -50,7 +50,7 @@ let package = Package(
         .target(name: "SegService", dependencies: ["SegModel", "SegIO", "SegKernels", "SegEvaluation"], swiftSettings: swiftSettings),
 
         // MARK: Daemon (Kafka pipeline)
-        .target(name: "SegDaemon", dependencies: ["SegService", "SegKafka", "SegModel", "SegIO"], swiftSettings: swiftSettings),
+        .target(name: "SegDaemon", dependencies: ["SegService", "SegKafka", "SegModel", "SegIO", "SegKernels"], swiftSettings: swiftSettings),
 
         // MARK: Evaluation (few-shot protocol, baselines, Dice)
         .target(name: "SegEvaluation", dependencies: ["SegModel", "SegIO", "SegKernels"], swiftSettings: swiftSettings),

@@ -1,6 +1,7 @@
 internal import Foundation
 public import SegKafka
 public import SegModel
+internal import SegKernels
 internal import SegIO
 public import SegService
 internal import Synchronization
@@ -168,7 +169,7 @@ public final class SegmentationWorker: @unchecked Sendable {
     private func execute(_ job: Job, session: InferenceSession) {
         let m = job.message
         let queued = ContinuousClock.now - job.received
-        let queuedMs = Double(queued.components.seconds) * 1e3 + Double(queued.components.attoseconds) * 1e-15
+        let queuedMs = queued.milliseconds
         let source = SegmentationResult.Source(topic: m.topic, partition: m.partition, offset: m.offset)
         let outcome = processor.process(value: m.value, source: source, queuedMs: queuedMs, session: session)
         state.withLock { s in

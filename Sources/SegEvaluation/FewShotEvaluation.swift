@@ -114,7 +114,7 @@ public struct FewShotEvaluation {
                     let start = ContinuousClock.now
                     let logits = try session.logits(query: item.image, support: support, entries: subset)
                     let d = ContinuousClock.now - start
-                    elapsed.append(Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18)
+                    elapsed.append(d.milliseconds / 1000)
                     maps[.universeg, default: []].append(logits.map(Elementwise.sigmoid))
                     let images = subset.map { dataset.items[pool[$0]].image }
                     let labels = subset.map { dataset.items[pool[$0]].label }

@@ -92,8 +92,8 @@ public final class RequestProcessor: Sendable {
                 dice: dice, model: model,
                 supportSet: .init(id: request.supportSetID, version: version, sha256: set.sha256, sizeUsed: subsets.first?.count ?? 0),
                 options: options,
-                timingsMs: .init(queue: queuedMs, fetch: Self.ms(start, fetched), inference: Self.ms(fetched, inferred),
-                                 total: queuedMs + Self.ms(start, ContinuousClock.now)),
+                timingsMs: .init(queue: queuedMs, fetch: (fetched - start).milliseconds, inference: (inferred - fetched).milliseconds,
+                                 total: queuedMs + (ContinuousClock.now - start).milliseconds),
                 worker: workerName, source: source, replay: nil, error: nil)
             return .ok(requestID: request.requestID, result: result)
         } catch {
@@ -119,10 +119,5 @@ public final class RequestProcessor: Sendable {
         } catch let error as IOError {
             throw ServiceError(error.code == .imageTooLarge ? .imageTooLarge : .imageDecode, "\(field): \(error.message)")
         }
-    }
-
-    static func ms(_ a: ContinuousClock.Instant, _ b: ContinuousClock.Instant) -> Double {
-        let d = b - a
-        return Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) * 1e-15
     }
 }

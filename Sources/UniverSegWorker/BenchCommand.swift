@@ -71,7 +71,7 @@ struct BenchCommand: ParsableCommand {
                     let start = ContinuousClock.now
                     _ = try session.logits(query: query, support: support, entries: entries)
                     let d = ContinuousClock.now - start
-                    times.append(Double(d.components.seconds) * 1e3 + Double(d.components.attoseconds) * 1e-15)
+                    times.append(d.milliseconds)
                 }
                 times.sort()
                 let median = times[times.count / 2]
