@@ -33,23 +33,9 @@ import Testing
     @Test func conv3x3AccumulatesWithWeightSliceAndActivation() {
         // A weight with 5 input channels; convolve 2 of them (a channel slice, as the model's
         // query/support halves do) and add to an existing output, then LeakyReLU.
-        let (cin, total, cout, h, w) = (2, 5, 4, 6, 9)
-        var rng = TestRandom(42)
-        let x = rng.floats(cin * h * w)
-        let full = rng.floats(cout * total * 9)
-        let start = rng.floats(cout * h * w)
-        let offset = 3 * 9
-        var slice = [Float]()
-        for o in 0..<cout {
-            let begin: Int = o * total * 9 + offset
-            slice.append(contentsOf: full[begin..<(begin + cin * 9)])
-        }
-        let conv = Naive.conv3x3(x, cin: cin, h: h, w: w, weight: slice, cout: cout, bias: nil)
-        var expected = [Float](repeating: 0, count: conv.count)
-        for i in expected.indices {
-            let v = conv[i] + start[i]
-            expected[i] = v >= 0 ? v : 0.01 * v
-        }
+        let c = SliceAccumulateCase(cin: 2, totalChannels: 5, firstChannel: 3, cout: 4, h: 6, w: 9, seed: 42)
+        let (cin, total, cout, h, w, x, full, start, offset, expected) =
+            (c.cin, c.total, c.cout, c.h, c.w, c.x, c.full, c.start, c.offset, c.expected)
         var out = start
         let scratchCount = Conv2D.scratchCount(inChannels: cin, height: h, width: w)
         var scratch = [Float](repeating: 0, count: scratchCount)
@@ -175,23 +161,9 @@ import Testing
     }
 
     @Test func winogradAccumulatesOnAWeightSliceWithActivation() {
-        let (cin, total, cout, h, w) = (6, 10, 5, 7, 8)
-        var rng = TestRandom(77)
-        let x = rng.floats(cin * h * w)
-        let full = rng.floats(cout * total * 9)
-        let start = rng.floats(cout * h * w)
-        let offset = 4 * 9
-        var slice = [Float]()
-        for o in 0..<cout {
-            let begin: Int = o * total * 9 + offset
-            slice.append(contentsOf: full[begin..<(begin + cin * 9)])
-        }
-        let conv = Naive.conv3x3(x, cin: cin, h: h, w: w, weight: slice, cout: cout, bias: nil)
-        var expected = [Float](repeating: 0, count: conv.count)
-        for i in expected.indices {
-            let v = conv[i] + start[i]
-            expected[i] = v >= 0 ? v : 0.01 * v
-        }
+        let c = SliceAccumulateCase(cin: 6, totalChannels: 10, firstChannel: 4, cout: 5, h: 7, w: 8, seed: 77)
+        let (cin, total, cout, h, w, x, full, start, offset, expected) =
+            (c.cin, c.total, c.cout, c.h, c.w, c.x, c.full, c.start, c.offset, c.expected)
         let filter = full.withUnsafeBufferPointer {
             Winograd.Filter(weight: $0.baseAddress! + offset, rowStride: total * 9, inChannels: cin, outChannels: cout)
         }
@@ -201,5 +173,35 @@ import Testing
         Winograd.conv3x3(input: x, height: h, width: w, filter: filter, bias: nil, output: &out, accumulate: true,
                          activation: .leakyReLU(0.01), scratch: &scratch, scratchCapacity: count)
         #expect(relativeError(out, expected) < 1e-5)
+    }
+}
+
+/// Convolve a slice of the input channels of a wider weight (as the model's query/support halves
+/// do), add to an existing output, then LeakyReLU(0.01): inputs and the naive expectation.
+struct SliceAccumulateCase {
+    let cin: Int, total: Int, cout: Int, h: Int, w: Int
+    let x: [Float], full: [Float], start: [Float], expected: [Float]
+    /// Offset of the slice's first channel in a weight row (floats).
+    let offset: Int
+
+    init(cin: Int, totalChannels: Int, firstChannel: Int, cout: Int, h: Int, w: Int, seed: UInt64) {
+        (self.cin, self.total, self.cout, self.h, self.w) = (cin, totalChannels, cout, h, w)
+        var rng = TestRandom(seed)
+        x = rng.floats(cin * h * w)
+        full = rng.floats(cout * totalChannels * 9)
+        start = rng.floats(cout * h * w)
+        offset = firstChannel * 9
+        var slice = [Float]()
+        for o in 0..<cout {
+            let begin: Int = o * totalChannels * 9 + offset
+            slice.append(contentsOf: full[begin..<(begin + cin * 9)])
+        }
+        let conv = Naive.conv3x3(x, cin: cin, h: h, w: w, weight: slice, cout: cout, bias: nil)
+        var expected = [Float](repeating: 0, count: conv.count)
+        for i in expected.indices {
+            let v = conv[i] + start[i]
+            expected[i] = v >= 0 ? v : 0.01 * v
+        }
+        self.expected = expected
     }
 }
