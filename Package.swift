@@ -7,6 +7,10 @@
 //   SegModel     the UniverSeg network, weights container, ensembling (no I/O, no logging, no async)
 //   SegIO        PNG, safetensors, .npy, support-set directories, preprocessing
 //   SegEvaluation     few-shot evaluation protocol, baselines, Dice
+//   SegService   requests, results, support-set store and cache, configuration
+//   SegKafka     a thin wrapper over librdkafka
+//   SegOperations     journald/stderr logging, systemd notify, Prometheus metrics and endpoint
+//   SegDaemon    the Kafka pipeline: bounded executor, in-order commits, watchdog
 //   SegPlatform  versions of the linked C libraries
 //   UniverSegWorker   the `universeg-worker` executable and its subcommands
 import PackageDescription
@@ -25,6 +29,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // MARK: C libraries (Debian packages in `providers`)
@@ -46,11 +51,25 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // MARK: Operations (journald/stderr logging, systemd notify, Prometheus registry and endpoint)
+        .target(
+            name: "SegOperations",
+            dependencies: ["CSystemd", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+
         // MARK: Service core (requests, results, support-set store and cache, processing)
         .target(name: "SegService", dependencies: ["SegModel", "SegIO", "SegKernels", "SegEvaluation"], swiftSettings: swiftSettings),
 
         // MARK: Daemon (Kafka pipeline)
-        .target(name: "SegDaemon", dependencies: ["SegService", "SegKafka", "SegModel", "SegIO", "SegKernels"], swiftSettings: swiftSettings),
+        .target(
+            name: "SegDaemon",
+            dependencies: [
+                "SegService", "SegKafka", "SegModel", "SegIO", "SegKernels", "SegOperations",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: Evaluation (few-shot protocol, baselines, Dice)
         .target(name: "SegEvaluation", dependencies: ["SegModel", "SegIO", "SegKernels"], swiftSettings: swiftSettings),
@@ -60,6 +79,7 @@ let package = Package(
             name: "UniverSegWorker",
             dependencies: [
                 "SegModel", "SegIO", "SegKernels", "SegPlatform", "SegEvaluation", "SegService", "SegDaemon", "SegKafka",
+                "SegOperations", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
@@ -80,6 +100,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "SegDaemonTests", dependencies: ["SegDaemon"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SegOperationsTests",
+            dependencies: ["SegOperations", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "WorkerIntegrationTests",
             dependencies: ["UniverSegWorker", "SegTesting", "SegKafka", "SegIO", "SegModel"],

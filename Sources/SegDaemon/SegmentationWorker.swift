@@ -4,6 +4,8 @@ public import SegModel
 internal import SegKernels
 internal import SegIO
 public import SegService
+public import Logging
+internal import SegOperations
 internal import Synchronization
 
 /// The `serve` pipeline: Kafka requests in, results (and dead-letter records) out, at least once.
@@ -20,6 +22,9 @@ internal import Synchronization
 ///   without storing its offset (the new owner processes it again).
 /// - `requestStop()` (SIGTERM/SIGINT) stops fetching, drains in-flight work up to the deadline,
 ///   commits, leaves the group and flushes the producer.
+/// - `.replay` mode reads fixed offset ranges (its own group, manual assignment), marks results
+///   `"replay": true`, and returns from `run()` when every range is done.
+/// - `health()` tells the watchdog whether the poll loop and the executor make progress.
 public final class SegmentationWorker: @unchecked Sendable {
     // @unchecked: every mutable field is inside `state` (a Mutex) or atomic; the Kafka clients
     // and the processor are thread-safe.
@@ -43,6 +48,43 @@ public final class SegmentationWorker: @unchecked Sendable {
         let received: ContinuousClock.Instant
     }
 
+    /// How the worker gets its partitions.
+    public enum Mode: Sendable {
+        /// Subscribe to the requests topic as a member of the consumer group.
+        case group
+        /// Read fixed ranges (manual assignment) and stop when done.
+        case replay(ReplayPlan)
+    }
+
+    /// The offsets a replay reads: per partition, `start..<end` (end captured when the replay
+    /// started), restricted to records whose timestamp lies in `from...to`.
+    public struct ReplayPlan: Sendable, Equatable {
+        public var ranges: [TopicPartition: Range<Int64>]
+        public var fromMilliseconds: Int64
+        public var toMilliseconds: Int64?
+        public init(ranges: [TopicPartition: Range<Int64>], fromMilliseconds: Int64, toMilliseconds: Int64?) {
+            self.ranges = ranges
+            self.fromMilliseconds = fromMilliseconds
+            self.toMilliseconds = toMilliseconds
+        }
+    }
+
+    /// What the replay did.
+    public struct ReplaySummary: Sendable, Equatable {
+        public var replayed = 0
+        public var skippedOutsideTimeRange = 0
+    }
+
+    /// Whether the worker makes progress (for the systemd watchdog and /healthz).
+    public struct Health: Sendable, Equatable {
+        /// Time since the poll loop last went round.
+        public var sinceLastPoll: Duration
+        /// Work is waiting or running and nothing started or finished for longer than the stall timeout.
+        public var executorStalled: Bool
+        public var pollStalled: Bool
+        public var isHealthy: Bool { !executorStalled && !pollStalled }
+    }
+
     struct State {
         var tracker = OffsetTracker()
         var queue: [Job] = []
@@ -52,6 +94,12 @@ public final class SegmentationWorker: @unchecked Sendable {
         var counters = Counters()
         var sessions: [SessionLease] = []
         var fatal: String?
+        var lastPoll = ContinuousClock.now
+        var lastProgress = ContinuousClock.now
+        var lag: [TopicPartition: Int64] = [:]
+        /// Replay: partitions still being read.
+        var replayOpen: Set<TopicPartition> = []
+        var replay = ReplaySummary()
     }
 
     public let configuration: WorkerConfiguration
@@ -60,35 +108,103 @@ public final class SegmentationWorker: @unchecked Sendable {
     let producer: KafkaProducer
     let state = Mutex(State())
     let stop = Atomic<Bool>(false)
-    let log: @Sendable (String) -> Void
+    let logger: Logger
+    public let metrics: WorkerMetrics
+    public let mode: Mode
     let highWater: Int
     let lowWater: Int
+    /// The poll loop goes round at least every 100 ms; this long without a round is a stall.
+    static let pollStallLimit: Duration = .seconds(15)
 
     public init(configuration: WorkerConfiguration, processor: RequestProcessor, consumerConfiguration: KafkaConfiguration,
-                producerConfiguration: KafkaConfiguration, log: @escaping @Sendable (String) -> Void) throws {
+                producerConfiguration: KafkaConfiguration, logger: Logger, metrics: WorkerMetrics? = nil,
+                mode: Mode = .group) throws {
         self.configuration = configuration
         self.processor = processor
+        var consumerConfiguration = consumerConfiguration
+        if consumerConfiguration["statistics.interval.ms"] == nil { consumerConfiguration["statistics.interval.ms"] = "5000" }
+        if case .replay = mode { consumerConfiguration["enable.partition.eof"] = "true" }
         self.consumer = try KafkaConsumer(configuration: consumerConfiguration)
         self.producer = try KafkaProducer(configuration: producerConfiguration)
-        self.log = log
+        self.logger = logger
+        self.metrics = metrics ?? WorkerMetrics(modelName: processor.weights.name, modelSHA256: processor.weights.sha256)
+        self.mode = mode
         self.lowWater = configuration.maxInFlight
         self.highWater = configuration.maxInFlight + max(2, configuration.maxInFlight)
+        self.metrics.registry.addCollector { [weak self] in self?.refreshMetrics() }
     }
 
     public var counters: Counters { state.withLock { $0.counters } }
 
+    public var replaySummary: ReplaySummary { state.withLock { $0.replay } }
+
     /// Asks the poll loop to stop and drain (safe from any thread, e.g. a signal handler).
     public func requestStop() { stop.store(true, ordering: .relaxed) }
 
-    /// Subscribes and runs the poll loop until `requestStop()`; then drains and closes.
+    public var isStopping: Bool { stop.load(ordering: .relaxed) }
+
+    /// Whether the poll loop and the executor make progress.
+    public func health(now: ContinuousClock.Instant = .now) -> Health {
+        state.withLock { s in
+            let sincePoll = now - s.lastPoll
+            let pending = s.running + s.queue.count > 0
+            let stalled = pending && now - s.lastProgress > .milliseconds(Int(configuration.stallTimeoutSeconds * 1000))
+            return Health(sinceLastPoll: sincePoll, executorStalled: stalled, pollStalled: sincePoll > Self.pollStallLimit)
+        }
+    }
+
+    /// One line for systemd's STATUS=.
+    public var statusLine: String {
+        state.withLock { s in
+            let lag = s.lag.values.reduce(0, +)
+            let c = s.counters
+            return "in flight \(c.inFlight) (running \(s.running)), processed \(c.processed), failed \(c.failed), lag \(lag), paused partitions \(c.pausedPartitions)"
+        }
+    }
+
+    /// Joins the group (subscription) or assigns the replay ranges. Call once, before `run()`.
+    public func start() throws {
+        switch mode {
+        case .group:
+            try consumer.subscribe(topics: [configuration.requestsTopic])
+            logger.info("subscribed", metadata: ["kafka_topic": "\(configuration.requestsTopic)", "group": "\(configuration.group)"])
+        case .replay(let plan):
+            let ranges = plan.ranges.filter { !$0.value.isEmpty }
+            state.withLock { s in
+                s.replayOpen = Set(ranges.keys)
+                s.assigned = Set(ranges.keys)
+            }
+            try consumer.assign(ranges.map { ($0.key, $0.value.lowerBound) })
+            logger.info("replaying", metadata: ["partitions": "\(ranges.count)",
+                                                "records": "\(ranges.values.reduce(0) { $0 + $1.count })"])
+        }
+    }
+
+    /// Runs the poll loop until `requestStop()` (or, replaying, until every range is done);
+    /// then drains and closes.
     public func run() throws {
-        try consumer.subscribe(topics: [configuration.requestsTopic])
-        log("subscribed to \(configuration.requestsTopic) as group \(configuration.group)")
+        var nextSnapshot = ContinuousClock.now + .seconds(configuration.metricsIntervalSeconds)
+        var nextStatistics = ContinuousClock.now + .seconds(1)
         while !stop.load(ordering: .relaxed) {
             if let fatal = state.withLock({ $0.fatal }) { throw ServiceError(.internal, fatal) }
             if let message = consumer.poll(timeout: .milliseconds(100)) { accept(message) }
+            let now = ContinuousClock.now
+            state.withLock { $0.lastPoll = now }
             handleRebalance()
             applyBackPressure()
+            if now >= nextStatistics {
+                nextStatistics = now + .seconds(1)
+                if let stats = consumer.statistics() {
+                    state.withLock { $0.lag = stats.consumerLag.filter { $0.key.topic == configuration.requestsTopic } }
+                }
+            }
+            if now >= nextSnapshot {
+                nextSnapshot = now + .seconds(configuration.metricsIntervalSeconds)
+                publishSnapshot()
+            }
+            if case .replay = mode, state.withLock({ $0.replayOpen.isEmpty && $0.tracker.inFlight == 0 && $0.queue.isEmpty }) {
+                break
+            }
         }
         try shutdown()
     }
@@ -97,16 +213,42 @@ public final class SegmentationWorker: @unchecked Sendable {
 
     private func accept(_ message: KafkaMessage) {
         if let error = message.error {
-            if error.code != .partitionEOF { log("consumer error: \(error)") }
+            if error.code == .partitionEOF {
+                if case .replay = mode { closeReplayRange(message.topicPartition, reason: "end of partition") }
+            } else {
+                logger.error("consumer error", metadata: ["error": "\(error)"])
+            }
             return
         }
         let key = OffsetTracker.Key(topic: message.topic, partition: message.partition)
+        if case .replay(let plan) = mode {
+            guard let range = plan.ranges[message.topicPartition], state.withLock({ $0.replayOpen.contains(message.topicPartition) }),
+                  message.offset < range.upperBound else { return }
+            if message.offset == range.upperBound - 1 { closeReplayRange(message.topicPartition, reason: "end offset") }
+            let time = message.timestamp?.millisecondsSinceEpoch
+            if let time, time < plan.fromMilliseconds || (plan.toMilliseconds.map { time > $0 } ?? false) {
+                // Outside the time range: nothing to do, but the offset still moves on.
+                let offset = state.withLock { s -> Int64? in
+                    s.replay.skippedOutsideTimeRange += 1
+                    s.tracker.started(key, offset: message.offset)
+                    return s.tracker.finished(key, offset: message.offset)
+                }
+                if let offset { try? consumer.storeOffset(topic: message.topic, partition: message.partition, offset: offset) }
+                return
+            }
+        }
         state.withLock { s in
             s.tracker.started(key, offset: message.offset)
+            if s.queue.isEmpty && s.running == 0 { s.lastProgress = .now }
             s.queue.append(Job(message: message, received: .now))
             s.counters.inFlight = s.tracker.inFlight
         }
         startQueued()
+    }
+
+    private func closeReplayRange(_ partition: TopicPartition, reason: String) {
+        let closed = state.withLock { $0.replayOpen.remove(partition) != nil }
+        if closed { logger.info("replay range done", metadata: ["kafka_topic": "\(partition.topic)", "kafka_partition": "\(partition.partition)", "why": "\(reason)"]) }
     }
 
     private func handleRebalance() {
@@ -114,7 +256,8 @@ public final class SegmentationWorker: @unchecked Sendable {
             switch event {
             case .assigned(let partitions):
                 state.withLock { $0.assigned.formUnion(partitions) }
-                log("assigned \(partitions.map(\.description).joined(separator: ", "))")
+                metrics.rebalance("assigned", partitions: partitions.count)
+                logger.info("partitions assigned", metadata: ["partitions": "\(partitions.map(\.description).joined(separator: ","))"])
             case .revoked(let partitions), .lost(let partitions):
                 let keys = partitions.map { OffsetTracker.Key(topic: $0.topic, partition: $0.partition) }
                 let dropped = state.withLock { s -> Int in
@@ -126,9 +269,11 @@ public final class SegmentationWorker: @unchecked Sendable {
                     s.counters.inFlight = s.tracker.inFlight
                     return before - s.queue.count
                 }
-                log("revoked \(partitions.map(\.description).joined(separator: ", ")) (\(dropped) queued requests left to the new owner)")
+                metrics.rebalance("revoked", partitions: partitions.count)
+                logger.notice("partitions revoked", metadata: [
+                    "partitions": "\(partitions.map(\.description).joined(separator: ","))", "dropped_queued": "\(dropped)"])
             case .failed(let error):
-                log("rebalance error: \(error)")
+                logger.error("rebalance error", metadata: ["error": "\(error)"])
             }
         }
     }
@@ -139,12 +284,14 @@ public final class SegmentationWorker: @unchecked Sendable {
             do {
                 try consumer.pause(assigned)
                 state.withLock { $0.paused = true; $0.counters.pausedPartitions = assigned.count }
-            } catch { log("pause failed: \(error)") }
+                logger.notice("partitions paused (back-pressure)", metadata: ["load": "\(load)", "partitions": "\(assigned.count)"])
+            } catch { logger.error("pause failed", metadata: ["error": "\(error)"]) }
         } else if paused && load <= lowWater {
             do {
                 try consumer.resume(assigned)
                 state.withLock { $0.paused = false; $0.counters.pausedPartitions = 0 }
-            } catch { log("resume failed: \(error)") }
+                logger.notice("partitions resumed", metadata: ["load": "\(load)"])
+            } catch { logger.error("resume failed", metadata: ["error": "\(error)"]) }
         }
     }
 
@@ -155,6 +302,7 @@ public final class SegmentationWorker: @unchecked Sendable {
             let next: (Job, SessionLease)? = state.withLock { s in
                 guard s.running < configuration.maxInFlight, !s.queue.isEmpty else { return nil }
                 s.running += 1
+                s.lastProgress = .now
                 let job = s.queue.removeFirst()
                 let lease = s.sessions.popLast() ?? SessionLease(session: InferenceSession(model: processor.weights.model))
                 return (job, lease)
@@ -171,27 +319,34 @@ public final class SegmentationWorker: @unchecked Sendable {
         let queued = ContinuousClock.now - job.received
         let queuedMs = queued.milliseconds
         let source = SegmentationResult.Source(topic: m.topic, partition: m.partition, offset: m.offset)
-        let outcome = processor.process(value: m.value, source: source, queuedMs: queuedMs, session: session)
+        var outcome = processor.process(value: m.value, source: source, queuedMs: queuedMs, session: session)
+        if case .replay = mode { outcome = outcome.markedAsReplay() }
         state.withLock { s in
             s.sessions.append(SessionLease(session: session))
             s.running -= 1
+            s.lastProgress = .now
         }
         startQueued()
         publish(outcome, for: m)
     }
 
-    /// Produces the records of an outcome; stores the offset once all are acknowledged.
+    /// Produces the records of an outcome (result, dead-letter record, per-request metrics
+    /// record); stores the offset once all are acknowledged by the broker.
     private func publish(_ outcome: RequestProcessor.Outcome, for m: KafkaMessage) {
         var records: [(topic: String, key: [UInt8]?, value: [UInt8]?, headers: [(String, [UInt8])])] = []
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var failedCode: ServiceError.Code?
+        var meta: Logger.Metadata = ["kafka_topic": "\(m.topic)", "kafka_partition": "\(m.partition)", "kafka_offset": "\(m.offset)"]
         switch outcome {
         case .ok(let id, let result):
             if let json = try? encoder.encode(result) {
                 records.append((configuration.resultsTopic, Array(id.utf8), [UInt8](json), m.headers))
             }
-            log("request \(id) ok (\(m.topic)[\(m.partition)]@\(m.offset), \(Int(result.timingsMs?.total ?? 0)) ms)")
+            meta["request_id"] = "\(id)"
+            if let set = result.supportSet { meta["support_set"] = "\(set.id)@\(set.version)" }
+            meta["duration_ms"] = "\(Int(result.timingsMs?.total ?? 0))"
+            logger.info("request ok", metadata: meta)
         case .failed(let id, let result, let error):
             failedCode = error.code
             if let id, let result, let json = try? encoder.encode(result) {
@@ -205,14 +360,20 @@ public final class SegmentationWorker: @unchecked Sendable {
                 ("universeg.source.offset", Array(String(m.offset).utf8)),
             ]
             records.append((configuration.dlqTopic, m.key, m.value, m.headers + extra))
-            log("request \(id ?? "-") failed: \(error.code) (\(m.topic)[\(m.partition)]@\(m.offset))")
+            if let id { meta["request_id"] = "\(id)" }
+            meta["error_code"] = "\(error.code.rawValue)"
+            // The reason is not logged: it may quote field names from the request.
+            logger.warning("request failed", metadata: meta)
+        }
+        if let record = Self.metricsRecord(outcome, worker: processor.workerName, replay: isReplay),
+           let json = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) {
+            records.append((configuration.metricsTopic, outcome.requestID.map { Array($0.utf8) }, [UInt8](json), []))
         }
         let remaining = Atomic<Int>(records.count)
         let deliveryFailed = Atomic<Bool>(false)
         let key = OffsetTracker.Key(topic: m.topic, partition: m.partition)
         let isFailure = failedCode != nil
         let finish: @Sendable () -> Void = { [self] in
-            guard !deliveryFailed.load(ordering: .relaxed) else { return }
             let store = state.withLock { s -> Int64? in
                 if isFailure {
                     s.counters.failed += 1
@@ -220,13 +381,16 @@ public final class SegmentationWorker: @unchecked Sendable {
                 } else {
                     s.counters.processed += 1
                 }
+                if case .replay = mode { s.replay.replayed += 1 }
                 let offset = s.tracker.finished(key, offset: m.offset)
                 s.counters.inFlight = s.tracker.inFlight
                 return offset
             }
+            metrics.finished(outcome)
             if let offset = store {
                 do { try consumer.storeOffset(topic: m.topic, partition: m.partition, offset: offset) } catch {
-                    log("offset \(offset) of \(m.topic)[\(m.partition)] not stored: \(error)")
+                    logger.warning("offset not stored", metadata: [
+                        "kafka_topic": "\(m.topic)", "kafka_partition": "\(m.partition)", "kafka_offset": "\(offset)", "error": "\(error)"])
                 }
             }
         }
@@ -236,6 +400,7 @@ public final class SegmentationWorker: @unchecked Sendable {
                 if remaining.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
                     if deliveryFailed.load(ordering: .relaxed) {
                         // Nothing is stored: the request is redelivered after a restart.
+                        self.metrics.deliveryFailed()
                         self.state.withLock { $0.fatal = "records for \(m.topic)[\(m.partition)]@\(m.offset) could not be delivered" }
                     } else {
                         finish()
@@ -245,6 +410,74 @@ public final class SegmentationWorker: @unchecked Sendable {
         }
     }
 
+    var isReplay: Bool {
+        if case .replay = mode { return true }
+        return false
+    }
+
+    /// The per-request record on the metrics topic (schema universeg.metrics.v1, type "request"):
+    /// outcome, error code, Dice when ground truth was given, stage timings, support set, source.
+    static func metricsRecord(_ outcome: RequestProcessor.Outcome, worker: String, replay: Bool) -> [String: Any]? {
+        var record: [String: Any] = [
+            "schema": "universeg.metrics.v1", "type": "request", "worker": worker, "replay": replay,
+            "time_ms": Int64(Date().timeIntervalSince1970 * 1000),
+        ]
+        switch outcome {
+        case .ok(let id, let result):
+            record["request_id"] = id
+            record["status"] = "ok"
+            if let dice = result.dice { record["dice"] = dice }
+            record["foreground_fraction"] = result.foregroundFraction
+            if let t = result.timingsMs {
+                record["timings_ms"] = ["queue": t.queue, "fetch": t.fetch, "inference": t.inference, "total": t.total]
+            }
+            if let set = result.supportSet {
+                record["support_set"] = ["id": set.id, "version": set.version, "size_used": set.sizeUsed]
+            }
+            record["source"] = ["topic": result.source.topic, "partition": result.source.partition, "offset": result.source.offset]
+        case .failed(let id, let result, let error):
+            if let id { record["request_id"] = id }
+            record["status"] = "error"
+            record["error_code"] = error.code.rawValue
+            if let source = result?.source {
+                record["source"] = ["topic": source.topic, "partition": source.partition, "offset": source.offset]
+            }
+        }
+        return record
+    }
+
+    /// The periodic snapshot of every metric on the metrics topic (type "snapshot"); best effort.
+    private func publishSnapshot() {
+        let record: [String: Any] = [
+            "schema": "universeg.metrics.v1", "type": "snapshot", "worker": processor.workerName,
+            "time_ms": Int64(Date().timeIntervalSince1970 * 1000), "metrics": metrics.registry.snapshot(),
+        ]
+        guard let json = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) else { return }
+        do {
+            try producer.send(topic: configuration.metricsTopic, key: Array(processor.workerName.utf8), value: [UInt8](json),
+                              headers: []) { [logger] result in
+                if case .failure(let error) = result { logger.warning("metrics snapshot not delivered", metadata: ["error": "\(error)"]) }
+            }
+        } catch {
+            logger.warning("metrics snapshot not sent", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func refreshMetrics() {
+        let (counters, queued, lag) = state.withLock { s in
+            (s.counters, s.queue.count, s.lag.map { ($0.key.topic, $0.key.partition, $0.value) }.sorted { ($0.0, $0.1) < ($1.0, $1.1) })
+        }
+        metrics.update(counters: counters, queued: queued, lag: lag, cache: processor.cache.statistics,
+                       healthy: health().isHealthy, residentBytes: Self.residentBytes())
+    }
+
+    static func residentBytes() -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return nil }
+        let fields = text.split(separator: " ")
+        guard fields.count > 1, let pages = Int(fields[1]) else { return nil }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+    }
+
     private func sendWithRetry(topic: String, key: [UInt8]?, value: [UInt8]?, headers: [(String, [UInt8])], attempts: Int,
                                done: @escaping @Sendable (Bool) -> Void) {
         do {
@@ -252,7 +485,7 @@ public final class SegmentationWorker: @unchecked Sendable {
                 switch result {
                 case .success: done(true)
                 case .failure(let error):
-                    log("delivery to \(topic) failed: \(error)")
+                    logger.warning("delivery failed", metadata: ["kafka_topic": "\(topic)", "error": "\(error)"])
                     if attempts > 1 {
                         DispatchQueue.global().asyncAfter(deadline: .now() + 0.5) {
                             self.sendWithRetry(topic: topic, key: key, value: value, headers: headers, attempts: attempts - 1, done: done)
@@ -263,7 +496,7 @@ public final class SegmentationWorker: @unchecked Sendable {
                 }
             }
         } catch {
-            log("enqueue to \(topic) failed: \(error)")
+            logger.warning("enqueue for delivery failed", metadata: ["kafka_topic": "\(topic)", "error": "\(error)"])
             if attempts > 1 {
                 DispatchQueue.global().asyncAfter(deadline: .now() + 0.2) {
                     self.sendWithRetry(topic: topic, key: key, value: value, headers: headers, attempts: attempts - 1, done: done)
@@ -280,22 +513,23 @@ public final class SegmentationWorker: @unchecked Sendable {
         let assigned = state.withLock { Array($0.assigned) }
         if !assigned.isEmpty { try? consumer.pause(assigned) }
         let deadline = ContinuousClock.now + .milliseconds(Int(configuration.drainTimeoutSeconds * 1000))
-        log("stopping: draining \(state.withLock { $0.tracker.inFlight }) in-flight requests")
+        logger.notice("stopping: draining in-flight requests", metadata: ["in_flight": "\(state.withLock { $0.tracker.inFlight })"])
         while state.withLock({ $0.tracker.inFlight }) > 0 && ContinuousClock.now < deadline {
             // Keep serving callbacks (rebalance) while waiting; partitions are paused.
             if let message = consumer.poll(timeout: .milliseconds(50)), message.error == nil {
                 // A record fetched before the pause took effect: leave it for the next owner.
-                log("leaving \(message.topic)[\(message.partition)]@\(message.offset) unprocessed")
+                logger.info("left for the next owner", metadata: [
+                    "kafka_topic": "\(message.topic)", "kafka_partition": "\(message.partition)", "kafka_offset": "\(message.offset)"])
             }
             handleRebalance()
         }
         let left = state.withLock { $0.tracker.inFlight }
-        if left > 0 { log("drain deadline reached with \(left) requests unfinished (they will be redelivered)") }
-        do { try consumer.commitSync() } catch { log("final commit failed: \(error)") }
+        if left > 0 { logger.warning("drain deadline reached; unfinished requests will be redelivered", metadata: ["in_flight": "\(left)"]) }
+        do { try consumer.commitSync() } catch { logger.error("final commit failed", metadata: ["error": "\(error)"]) }
         try consumer.close()
         try producer.flush(timeout: .seconds(10))
         try producer.close()
         let c = counters
-        log("stopped: \(c.processed) processed, \(c.failed) failed")
+        logger.notice("stopped", metadata: ["processed": "\(c.processed)", "failed": "\(c.failed)"])
     }
 }

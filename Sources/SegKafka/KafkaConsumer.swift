@@ -87,6 +87,14 @@ public final class KafkaConsumer: Sendable {
         guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.rdKafka(err, "subscribe to \(topics)") }
     }
 
+    /// Assigns `partitions` manually, each starting at its offset (no group rebalancing; offsets
+    /// are still stored and committed under `group.id`). Used to replay fixed offset ranges.
+    public func assign(_ partitions: [(TopicPartition, Int64)]) throws {
+        try ensureOpen("assign")
+        let err = try RDKafkaTopicPartitionList.with(partitions.map { ($0.0, offset: $0.1) }) { rd_kafka_assign(handle.pointer, $0) }
+        guard err == RD_KAFKA_RESP_ERR_NO_ERROR else { throw KafkaError.rdKafka(err, "assign") }
+    }
+
     /// Waits up to `timeout` for the next record or message-level event (see ``KafkaMessage``).
     ///
     /// Blocks the calling thread. Serves rebalance and statistics callbacks. Returns nil when

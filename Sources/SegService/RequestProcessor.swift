@@ -15,6 +15,9 @@ public final class RequestProcessor: Sendable {
     public let imageLimits: ImageLimits
     public let requestLimits: SegmentationRequest.Limits
     public let workerName: String
+    /// The largest mask PNG a result may carry: base64 makes it 800,000 bytes, which leaves room
+    /// for the rest of the result and its copied headers under a 1,000,000-byte record.
+    public static let maxMaskPNGBytes = 600_000
 
     public init(weights: WeightsFile, store: SupportSetStore, cache: SupportSetCache,
                 imageLimits: ImageLimits = ImageLimits(maxWidth: 8192, maxHeight: 8192, maxPixels: 40_000_000),
@@ -33,6 +36,25 @@ public final class RequestProcessor: Sendable {
         /// A failed request: an error result (when the request had a usable request_id) and the
         /// error for the dead-letter record.
         case failed(requestID: String?, result: SegmentationResult?, error: ServiceError)
+
+        public var requestID: String? {
+            switch self {
+            case .ok(let id, _): id
+            case .failed(let id, _, _): id
+            }
+        }
+
+        /// The same outcome with `"replay": true` in its result.
+        public func markedAsReplay() -> Outcome {
+            switch self {
+            case .ok(let id, var result):
+                result.replay = true
+                return .ok(requestID: id, result: result)
+            case .failed(let id, var result, let error):
+                result?.replay = true
+                return .failed(requestID: id, result: result, error: error)
+            }
+        }
     }
 
     /// Processes one record value. `session` belongs to the calling thread.
@@ -40,10 +62,9 @@ public final class RequestProcessor: Sendable {
                         session: InferenceSession) -> Outcome {
         let start = ContinuousClock.now
         let model = SegmentationResult.Model(name: weights.name, sha256: weights.sha256)
-        var requestID = SegmentationRequest.salvageRequestID(value)
+        var requestID: String?
         do {
-            let request = try SegmentationRequest.parse(value, limits: requestLimits)
-            requestID = request.requestID
+            let request = try SegmentationRequest.parse(value, limits: requestLimits, requestID: &requestID)
             // Support set.
             let version = try request.supportSetVersion ?? store.latestVersion(of: request.supportSetID)
             let manifestBytes = try store.manifest(id: request.supportSetID, version: version)
@@ -74,6 +95,10 @@ public final class RequestProcessor: Sendable {
             let mask = Preprocess.mask(probabilities: probabilities, size: size, width: image.width,
                                        height: image.height, threshold: request.options.threshold)
             let png = try PNGCodec.encodeGray8(mask, width: image.width, height: image.height)
+            guard png.count <= Self.maxMaskPNGBytes else {
+                // Its result record would be too large to deliver (RecordBounds).
+                throw ServiceError(.imageTooLarge, "the mask PNG is \(png.count) bytes, above the \(Self.maxMaskPNGBytes) a result can carry")
+            }
             let inferred = ContinuousClock.now
             var dice: Double? = nil
             if let truthBytes = request.groundTruth {

@@ -27,10 +27,16 @@ public struct WorkerConfiguration: Sendable, Equatable {
     /// Threads per inference (0 = cores / max_in_flight, at least 1).
     public var threads: Int
     public var drainTimeoutSeconds: Double
-    public var metricsAddress: String
+    /// A request running (or work waiting) longer than this without progress counts as a stalled
+    /// executor: the systemd watchdog pings stop and /healthz fails.
+    public var stallTimeoutSeconds: Double
+    /// Prometheus endpoint ("host:port"); nil when disabled ("off").
+    public var metricsAddress: String?
     public var metricsIntervalSeconds: Double
     public var maxImageBytes: Int
     public var maxImagePixels: Int
+    /// Minimum log level (trace, debug, info, notice, warning, error, critical).
+    public var logLevel: String
 
     /// Every key with its default value, as text.
     public static let defaults: [String: String] = [
@@ -46,10 +52,12 @@ public struct WorkerConfiguration: Sendable, Equatable {
         "inference.max_in_flight": "1",
         "inference.threads": "0",
         "inference.drain_timeout_s": "30",
+        "inference.stall_timeout_s": "300",
         "metrics.address": "127.0.0.1:9464",
         "metrics.interval_s": "15",
         "limits.max_image_bytes": "33554432",
         "limits.max_image_pixels": "40000000",
+        "log.level": "info",
     ]
 
     /// Command-line flag for each key that has one.
@@ -145,8 +153,15 @@ public struct WorkerConfiguration: Sendable, Equatable {
             throw ConfigurationError("store.url (from \(origin["store.url"] ?? "?")) must start with file://, http://, https:// or /")
         }
         let address = try text("metrics.address")
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]), (1...65535).contains(port) else {
-            throw ConfigurationError("metrics.address (from \(origin["metrics.address"] ?? "?")) must be HOST:PORT")
+        if address != "off" {
+            guard let colon = address.lastIndex(of: ":"), colon != address.startIndex,
+                  let port = Int(address[address.index(after: colon)...]), (0...65535).contains(port) else {
+                throw ConfigurationError("metrics.address (from \(origin["metrics.address"] ?? "?")) must be HOST:PORT or off")
+            }
+        }
+        let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+        guard levels.contains(values["log.level"] ?? "") else {
+            throw ConfigurationError("log.level (from \(origin["log.level"] ?? "?")) must be one of \(levels.joined(separator: ", "))")
         }
         return WorkerConfiguration(
             brokers: try text("kafka.brokers"), group: try text("kafka.group"),
@@ -156,9 +171,11 @@ public struct WorkerConfiguration: Sendable, Equatable {
             weights: (values["model.weights"] ?? "").isEmpty ? nil : values["model.weights"],
             maxInFlight: try integer("inference.max_in_flight", 1...64), threads: try integer("inference.threads", 0...256),
             drainTimeoutSeconds: try seconds("inference.drain_timeout_s", 0...3600),
-            metricsAddress: address, metricsIntervalSeconds: try seconds("metrics.interval_s", 1...3600),
+            stallTimeoutSeconds: try seconds("inference.stall_timeout_s", 0.5...86400),
+            metricsAddress: address == "off" ? nil : address, metricsIntervalSeconds: try seconds("metrics.interval_s", 1...3600),
             maxImageBytes: try integer("limits.max_image_bytes", 1024...(1 << 30)),
-            maxImagePixels: try integer("limits.max_image_pixels", 1...(1 << 30)))
+            maxImagePixels: try integer("limits.max_image_pixels", 1...(1 << 30)),
+            logLevel: values["log.level"] ?? "info")
     }
 }
 

@@ -1,12 +1,14 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import Logging
 import SegDaemon
 import SegIO
 import SegKafka
-import SegKernels
 import SegModel
+import SegOperations
 import SegService
+import Synchronization
 
 struct ServeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,8 +17,11 @@ struct ServeCommand: ParsableCommand {
         discussion: """
             Configuration: built-in defaults < --config FILE (JSON, see Config/universeg-worker.json) \
             < UNIVERSEG_* environment variables < these flags. An invalid configuration stops the \
-            process before it consumes anything. SIGTERM/SIGINT drain in-flight work, commit and exit 0. \
-            Needs librdkafka >= 2.x at run time (see README).
+            process before it consumes anything. Under systemd (Type=notify) READY=1 is sent after \
+            the weights are loaded, one warm-up inference has run and the subscription is active; \
+            WATCHDOG=1 only while the poll loop and the executor make progress. SIGTERM/SIGINT \
+            drain in-flight work, commit and exit 0. Prometheus metrics, /healthz and /readyz on \
+            metrics.address. Needs librdkafka >= 2.x at run time (see README).
             """)
 
     @Option(help: "JSON configuration file.") var config: String?
@@ -29,56 +34,72 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .customLong("metrics-topic")) var metricsTopic: String?
     @Option(name: .customLong("dlq-topic")) var dlqTopic: String?
     @Option(name: .customLong("max-in-flight"), help: "Requests processed at once (inference.max_in_flight).") var maxInFlight: Int?
+    @Option(name: .customLong("metrics-address"), help: "Prometheus endpoint host:port, or off (metrics.address).") var metricsAddress: String?
 
-    func run() throws {
+    var flags: [String: String] {
         var flags: [String: String] = [:]
         let given: [(String, String?)] = [
             ("kafka.brokers", brokers), ("kafka.group", group), ("store.url", store), ("model.weights", weights),
             ("kafka.requests_topic", requestsTopic), ("kafka.results_topic", resultsTopic),
             ("kafka.metrics_topic", metricsTopic), ("kafka.dlq_topic", dlqTopic),
-            ("inference.max_in_flight", maxInFlight.map(String.init)),
+            ("inference.max_in_flight", maxInFlight.map(String.init)), ("metrics.address", metricsAddress),
         ]
         for case let (key, value?) in given { flags[key] = value }
-        let file = try config.map { try FileIO.read($0, maxBytes: 1 << 20) }
-        let settings = try WorkerConfiguration.load(file: file, fileName: config ?? "config file",
-                                                    environment: ProcessInfo.processInfo.environment, flags: flags)
-        let cores = ProcessInfo.processInfo.activeProcessorCount
-        BLAS.setThreadCount(settings.threads > 0 ? settings.threads : max(1, cores / settings.maxInFlight))
+        return flags
+    }
 
-        let weightsFile = try WeightsFile(path: try DefaultWeights.resolve(settings.weights))
-        let storeBackend = try SupportSetStore(url: settings.storeURL)
-        let processor = RequestProcessor(
-            weights: weightsFile, store: storeBackend, cache: SupportSetCache(maxBytes: settings.cacheBytes),
-            imageLimits: ImageLimits(maxWidth: 16384, maxHeight: 16384, maxPixels: settings.maxImagePixels),
-            workerName: ProcessInfo.processInfo.hostName + ":\(getpid())")
+    func run() throws {
+        let runtime = try WorkerRuntime(configFile: config, flags: flags, label: "universeg.serve")
+        let settings = runtime.settings
+        let logger = runtime.logger
+        let notifier = SystemdNotifier()
+        let metrics = WorkerMetrics(modelName: runtime.weights.name, modelSHA256: runtime.weights.sha256)
 
-        var common = KafkaConfiguration(bootstrapServers: settings.brokers.split(separator: ",").map(String.init),
-                                        settings.kafkaProperties)
-        for (property, credential) in settings.kafkaSecretFiles {
-            try common.setFromCredential(property, name: credential)
+        // The endpoint binds before anything else happens, so a busy port is a start-up error.
+        let current = Mutex<(worker: SegmentationWorker?, ready: Bool)>((nil, false))
+        let endpoint = try settings.metricsAddress.map { address in
+            try HTTPEndpoint(address: address) { path in
+                let (worker, ready) = current.withLock { ($0.worker, $0.ready) }
+                switch path {
+                case "/metrics":
+                    return .init(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", body: metrics.registry.render())
+                case "/healthz":
+                    let healthy = worker?.health().isHealthy ?? true
+                    return .init(status: healthy ? 200 : 503, body: healthy ? "ok\n" : "stalled\n")
+                case "/readyz":
+                    let isReady = ready && !(worker?.isStopping ?? false)
+                    return .init(status: isReady ? 200 : 503, body: isReady ? "ready\n" : "not ready\n")
+                default:
+                    return .init(status: 404, body: "not found: try /metrics, /healthz, /readyz\n")
+                }
+            }
         }
-        var consumerConfig = common
-        consumerConfig["group.id"] = settings.group
-        if consumerConfig["auto.offset.reset"] == nil { consumerConfig["auto.offset.reset"] = "earliest" }
-        let log: @Sendable (String) -> Void = { line in
-            FileHandle.standardError.write(Data(("universeg-worker: " + line + "\n").utf8))
-        }
-        // Warm-up: one inference before consuming, so the first request does not pay for it.
-        let warm = InferenceSession(model: weightsFile.model)
-        let size = weightsFile.model.configuration.inputSize
-        let blank = [Float](repeating: 0, count: size * size)
-        _ = try warm.logits(query: blank, support: try SupportTensors(images: [blank], labels: [blank], size: size))
+        endpoint?.start()
+        defer { endpoint?.stop() }
 
-        let worker = try SegmentationWorker(configuration: settings, processor: processor,
-                                            consumerConfiguration: consumerConfig, producerConfiguration: common, log: log)
-        let signals = [SIGTERM, SIGINT].map { sig -> any DispatchSourceSignal in
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { worker.requestStop() }
-            source.resume()
-            return source
+        try runtime.warmUp()
+        let worker = try SegmentationWorker(
+            configuration: settings, processor: runtime.processor,
+            consumerConfiguration: runtime.consumerConfiguration(group: settings.group),
+            producerConfiguration: runtime.common, logger: logger, metrics: metrics)
+        current.withLock { $0.worker = worker }
+        let signals = handleTerminationSignals {
+            notifier.stopping(status: "draining in-flight requests")
+            worker.requestStop()
         }
-        log("ready: weights \(weightsFile.name) (\(weightsFile.model.configuration)), librdkafka \(librdkafkaVersion), store \(settings.storeURL)")
+        try worker.start()
+        current.withLock { $0.ready = true }
+        metrics.setReady(true)
+        logger.notice("ready", metadata: [
+            "model": "\(runtime.weights.name)", "model_sha256": "\(runtime.weights.sha256.prefix(12))",
+            "architecture": "\(runtime.weights.model.configuration)", "librdkafka": "\(librdkafkaVersion)",
+            "store": "\(settings.storeURL)", "group": "\(settings.group)",
+            "metrics": "\(endpoint.map { "port \($0.port)" } ?? "off")",
+        ])
+        notifier.ready(status: "consuming \(settings.requestsTopic) as group \(settings.group)")
+        let supervisor = Supervisor(worker: worker, notifier: notifier, logger: logger)
+        supervisor.start()
+        defer { supervisor.stop() }
         try worker.run()
         withExtendedLifetime(signals) {}
     }

@@ -1,0 +1,72 @@
+import Foundation
+import Logging
+import SegDaemon
+import SegIO
+import SegKafka
+import SegKernels
+import SegModel
+import SegOperations
+import SegService
+
+/// What `serve` and `replay` share: configuration (defaults < file < environment < flags),
+/// logging, weights, support-set store, request processor and Kafka client settings.
+struct WorkerRuntime {
+    let settings: WorkerConfiguration
+    let weights: WeightsFile
+    let processor: RequestProcessor
+    let common: KafkaConfiguration
+    let logger: Logger
+
+    /// Loads and validates everything a worker needs before it touches Kafka; any error here
+    /// stops the process with one clear message and a non-zero exit.
+    init(configFile: String?, flags: [String: String], label: String) throws {
+        let file = try configFile.map { try FileIO.read($0, maxBytes: 1 << 20) }
+        let settings = try WorkerConfiguration.load(file: file, fileName: configFile ?? "config file",
+                                                    environment: ProcessInfo.processInfo.environment, flags: flags)
+        LogOutput.bootstrap(level: Logger.Level(rawValue: settings.logLevel) ?? .info)
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        BLAS.setThreadCount(settings.threads > 0 ? settings.threads : max(1, cores / settings.maxInFlight))
+        let weights = try WeightsFile(path: try DefaultWeights.resolve(settings.weights))
+        let store = try SupportSetStore(url: settings.storeURL)
+        self.processor = RequestProcessor(
+            weights: weights, store: store, cache: SupportSetCache(maxBytes: settings.cacheBytes),
+            imageLimits: ImageLimits(maxWidth: 16384, maxHeight: 16384, maxPixels: settings.maxImagePixels),
+            workerName: ProcessInfo.processInfo.hostName + ":\(getpid())")
+        var common = KafkaConfiguration(bootstrapServers: settings.brokers.split(separator: ",").map(String.init),
+                                        settings.kafkaProperties)
+        for (property, credential) in settings.kafkaSecretFiles {
+            try common.setFromCredential(property, name: credential)
+        }
+        self.settings = settings
+        self.weights = weights
+        self.common = common
+        self.logger = Logger(label: label)
+    }
+
+    func consumerConfiguration(group: String) -> KafkaConfiguration {
+        var c = common
+        c["group.id"] = group
+        if c["auto.offset.reset"] == nil { c["auto.offset.reset"] = "earliest" }
+        return c
+    }
+
+    /// One inference before consuming, so the first request does not pay for first-touch costs
+    /// (and a broken model fails before READY=1).
+    func warmUp() throws {
+        let session = InferenceSession(model: weights.model)
+        let size = weights.model.configuration.inputSize
+        let blank = [Float](repeating: 0, count: size * size)
+        _ = try session.logits(query: blank, support: try SupportTensors(images: [blank], labels: [blank], size: size))
+    }
+}
+
+/// Turns SIGTERM/SIGINT into a callback (the default action is disabled first).
+func handleTerminationSignals(_ action: @escaping @Sendable () -> Void) -> [any DispatchSourceSignal] {
+    [SIGTERM, SIGINT].map { sig -> any DispatchSourceSignal in
+        signal(sig, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+        source.setEventHandler(handler: action)
+        source.resume()
+        return source
+    }
+}
