@@ -1,7 +1,9 @@
 # Shared by Scripts/test and Scripts/demo: install what a fresh Debian 12 machine lacks.
 # Sourced, not executed.
 
-APT_PACKAGES=(pkg-config librdkafka-dev libopenblas-dev libpng-dev libsystemd-dev)
+# systemd: systemd-analyze, for the unit checks in Tests/WorkerCLITests/DeployUnitsTests.swift
+# (a fresh Debian container has libsystemd0 but not the systemd package).
+APT_PACKAGES=(pkg-config librdkafka-dev libopenblas-dev libpng-dev libsystemd-dev systemd)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
