@@ -341,7 +341,7 @@ public final class SegmentationWorker: @unchecked Sendable {
         switch outcome {
         case .ok(let id, let result):
             if let json = try? encoder.encode(result) {
-                records.append((configuration.resultsTopic, Array(id.utf8), [UInt8](json), m.headers))
+                records.append((configuration.resultsTopic, Array(id.utf8), [UInt8](json), RecordBounds.resultHeaders(m.headers)))
             }
             meta["request_id"] = "\(id)"
             if let set = result.supportSet { meta["support_set"] = "\(set.id)@\(set.version)" }
@@ -350,7 +350,7 @@ public final class SegmentationWorker: @unchecked Sendable {
         case .failed(let id, let result, let error):
             failedCode = error.code
             if let id, let result, let json = try? encoder.encode(result) {
-                records.append((configuration.resultsTopic, Array(id.utf8), [UInt8](json), m.headers))
+                records.append((configuration.resultsTopic, Array(id.utf8), [UInt8](json), RecordBounds.resultHeaders(m.headers)))
             }
             let extra: [(String, [UInt8])] = [
                 ("universeg.error.code", Array(error.code.rawValue.utf8)),
@@ -359,7 +359,9 @@ public final class SegmentationWorker: @unchecked Sendable {
                 ("universeg.source.partition", Array(String(m.partition).utf8)),
                 ("universeg.source.offset", Array(String(m.offset).utf8)),
             ]
-            records.append((configuration.dlqTopic, m.key, m.value, m.headers + extra))
+            let dead = RecordBounds.deadLetter(key: m.key, value: m.value, headers: m.headers, extra: extra,
+                                               maxRecordBytes: RecordBounds.maxRecordBytes(configuration.kafkaProperties))
+            records.append((configuration.dlqTopic, dead.key, dead.value, dead.headers))
             if let id { meta["request_id"] = "\(id)" }
             meta["error_code"] = "\(error.code.rawValue)"
             // The reason is not logged: it may quote field names from the request.

@@ -1,14 +1,23 @@
 internal import Foundation
+#if canImport(Glibc)
+internal import Glibc
+#elseif canImport(Darwin)
+internal import Darwin
+#endif
 
 /// Bounded whole-file reads and atomic writes.
 public enum FileIO {
-    /// Reads a regular file of at most `maxBytes` bytes.
+    /// Reads a regular file of at most `maxBytes` bytes. Anything else (a directory, a FIFO,
+    /// whose open would block, a device) is refused before it is opened.
     public static func read(_ path: String, maxBytes: Int) throws -> [UInt8] {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw IOError(.fileNotFound, "\(path): no such file")
         }
-        guard !isDirectory.boolValue else { throw IOError(.readFailed, "\(path): is a directory") }
+        guard !isDirectory.boolValue else { throw IOError(.notARegularFile, "\(path): is a directory") }
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw IOError(.readFailed, "\(path): cannot be examined") }
+        guard Int(info.st_mode) & Int(S_IFMT) == Int(S_IFREG) else { throw IOError(.notARegularFile, "\(path): not a regular file") }
         let attributes = try? FileManager.default.attributesOfItem(atPath: path)
         if let size = (attributes?[.size] as? NSNumber)?.intValue, size > maxBytes {
             throw IOError(.fileTooLarge, "\(path): \(size) bytes, above the limit of \(maxBytes)")

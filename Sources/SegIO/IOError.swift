@@ -5,6 +5,8 @@ public struct IOError: Error, Equatable, CustomStringConvertible, Sendable {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         public let name: String
         public static let fileNotFound = Code(name: "file_not_found")
+        /// The path exists but is not a regular file (a directory, FIFO, socket or device).
+        public static let notARegularFile = Code(name: "not_a_regular_file")
         public static let fileTooLarge = Code(name: "file_too_large")
         public static let readFailed = Code(name: "read_failed")
         public static let writeFailed = Code(name: "write_failed")

@@ -60,18 +60,46 @@ public struct SegmentationRequest: Sendable, Equatable {
 
     /// Parses a record value. A nil value (tombstone) or empty bytes are `invalid_json`.
     public static func parse(_ value: [UInt8]?, limits: Limits = Limits()) throws -> SegmentationRequest {
-        guard let value, !value.isEmpty else { throw ServiceError(.invalidJSON, "empty record value (tombstone)") }
+        var requestID: String?
+        return try parse(value, limits: limits, requestID: &requestID)
+    }
+
+    /// Parses a record value and, even when it fails, sets `requestID` to the request's
+    /// request_id when it has a usable one (valid characters, given once): an error result can
+    /// then be keyed by it.
+    ///
+    /// The value must be strict JSON (`StrictJSON`): UTF-8, exactly RFC 8259's grammar, at most
+    /// 512 levels deep, an object at the top; otherwise `invalid_json`. Duplicate keys are
+    /// `invalid_request` (and a duplicated request_id is not usable). A null optional field
+    /// counts as absent.
+    public static func parse(_ value: [UInt8]?, limits: Limits = Limits(), requestID: inout String?) throws -> SegmentationRequest {
+        requestID = nil
+        guard let value, !value.isEmpty else { throw ServiceError(.invalidJSON, "empty or null record value (tombstone)") }
+        let report: StrictJSON.Report
+        switch StrictJSON.check(value) {
+        case .success(let r): report = r
+        case .failure(.notAnObject): throw ServiceError(.invalidJSON, "value is not a JSON object")
+        case .failure(.tooDeep): throw ServiceError(.invalidJSON, "value is nested deeper than \(StrictJSON.maxDepth) levels")
+        case .failure(.syntax): throw ServiceError(.invalidJSON, "value is not valid UTF-8 JSON")
+        }
         let json: Any
         do {
             json = try JSONSerialization.jsonObject(with: Data(value), options: [])
         } catch {
-            throw ServiceError(.invalidJSON, "value is not valid JSON")
+            // Invalid UTF-8 inside a string, or a number beyond a double (1e400).
+            throw ServiceError(.invalidJSON, "value is not valid UTF-8 JSON")
         }
         guard let root = json as? [String: Any] else { throw ServiceError(.invalidJSON, "value is not a JSON object") }
+        if let id = root["request_id"] as? String, isValidRequestID(id), !report.duplicateTopLevelKeys.contains("request_id") {
+            requestID = id
+        }
+        if let duplicate = report.firstDuplicate {
+            throw ServiceError(.invalidRequest, "duplicate field \(Fields.shown(duplicate.joined(separator: ".")))")
+        }
         var fields = Fields(root, path: "")
         try fields.allow(["request_id", "support_set", "image", "options", "ground_truth"])
-        let requestID = try fields.string("request_id")
-        guard isValidRequestID(requestID) else {
+        let id = try fields.string("request_id")
+        guard isValidRequestID(id) else {
             throw ServiceError(.invalidRequest, "request_id must be 1-128 characters of [A-Za-z0-9._:-]")
         }
         var support = try fields.object("support_set")
@@ -112,16 +140,15 @@ public struct SegmentationRequest: Sendable, Equatable {
             try g.allow(["png_base64"])
             groundTruth = try decodeBase64(try g.string("png_base64"), field: "ground_truth.png_base64", maxBytes: limits.maxImageBytes)
         }
-        return SegmentationRequest(requestID: requestID, supportSetID: setID, supportSetVersion: version, image: image,
+        return SegmentationRequest(requestID: id, supportSetID: setID, supportSetVersion: version, image: image,
                                    options: options, groundTruth: groundTruth)
     }
 
     /// The request_id of a value that failed to parse, when it has a usable one (so that an
     /// error result can still be keyed by it).
     public static func salvageRequestID(_ value: [UInt8]?) -> String? {
-        guard let value, value.count <= 64 << 20,
-              let root = (try? JSONSerialization.jsonObject(with: Data(value))) as? [String: Any],
-              let id = root["request_id"] as? String, isValidRequestID(id) else { return nil }
+        var id: String?
+        _ = try? parse(value, requestID: &id)
         return id
     }
 
@@ -132,6 +159,7 @@ public struct SegmentationRequest: Sendable, Equatable {
         guard let data = Data(base64Encoded: text), !data.isEmpty else {
             throw ServiceError(.imageDecode, "\(field) is not valid base64")
         }
+        guard data.count <= maxBytes else { throw ServiceError(.imageTooLarge, "\(field) exceeds \(maxBytes) bytes") }
         return [UInt8](data)
     }
 }
@@ -152,9 +180,17 @@ struct Fields {
 
     mutating func allow(_ keys: Set<String>) throws {
         if let extra = object.keys.sorted().first(where: { !keys.contains($0) }) {
-            let shown = extra.count <= 64 && extra.allSatisfy({ $0.isASCII && !$0.isNewline }) ? "'\(extra)'" : "(unprintable)"
-            throw ServiceError(.invalidRequest, "unknown field \(shown) in \(path.isEmpty ? "request" : path)")
+            throw ServiceError(.invalidRequest, "unknown field \(Self.shown(extra)) in \(path.isEmpty ? "request" : path)")
         }
+    }
+
+    static let shownCharacters = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-[]")
+
+    /// A field name as error reasons show it: quoted when it looks like an identifier (at most
+    /// 64 characters of [A-Za-z0-9._-]), otherwise not at all, so that no free text from a
+    /// request reaches a reason.
+    static func shown(_ name: String) -> String {
+        (1...64).contains(name.count) && name.allSatisfy { shownCharacters.contains($0) } ? "'\(name)'" : "(name not shown)"
     }
 
     func object(_ key: String) throws -> Fields {

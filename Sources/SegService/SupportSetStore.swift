@@ -93,6 +93,11 @@ public struct SupportSetStore: Sendable {
             } catch let error as IOError {
                 switch error.code {
                 case .fileNotFound: throw ServiceError(missing, "\(what) not found in the store")
+                case .notARegularFile:
+                    // A directory (or FIFO, device) where a file should be: a request naming it
+                    // is wrong; a support set containing it is broken.
+                    throw ServiceError(missing == .invalidRequest ? .invalidRequest : .supportSetInvalid,
+                                       "\(what) is not a regular file in the store")
                 case .fileTooLarge: throw ServiceError(missing == .invalidRequest ? .imageTooLarge : .supportSetInvalid,
                                                        "\(what): file above \(maxBytes) bytes")
                 default: throw ServiceError(.internal, "\(what): the store could not be read")
