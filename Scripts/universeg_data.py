@@ -289,12 +289,13 @@ class SyntheticTasks:
     def sample(self, gen: torch.Generator, m: int) -> Tuple[torch.Tensor, torch.Tensor]:
         """Return images and labels [m, 1, S, S] for one new task."""
         layout = self.LAYOUTS[int(torch.randint(0, 3, (1,), generator=gen))]
-        regions, n_regions, target = getattr(self, "_" + layout)(gen, m)
-        image = self._appearance(gen, regions, n_regions)
+        regions, n_regions, target, target_ids = getattr(self, "_" + layout)(gen, m)
+        image = self._appearance(gen, regions, n_regions, target_ids)
         label = target.float()
         return image.unsqueeze(1), label.unsqueeze(1)
 
-    # shape layouts: return (region index map [m,S,S] long, number of regions, target mask) ---
+    # shape layouts: return (region index map [m,S,S] long, number of regions, target mask,
+    # indices of the regions that make up the target) -------------------------------------------
     def _regions(self, gen: torch.Generator, m: int):
         s = self.size
         k = int(torch.randint(2, 7, (1,), generator=gen))
@@ -307,7 +308,7 @@ class SyntheticTasks:
         target = torch.zeros(m, s, s, dtype=torch.bool)
         for p in picks.tolist():
             target |= regions == p
-        return regions, k, target
+        return regions, k, target, picks.tolist()
 
     def _objects(self, gen: torch.Generator, m: int):
         s = self.size
@@ -339,7 +340,8 @@ class SyntheticTasks:
         regions = outer.long() + (inner & outer & has_inner).long()
         choice = int(torch.randint(0, 3 if has_inner else 1, (1,), generator=gen))
         target = [outer, inner & outer, outer & ~inner][choice]
-        return regions, 3, target
+        target_ids = [[1, 2], [2], [1]][choice]
+        return regions, 3, target, target_ids
 
     def _curves(self, gen: torch.Generator, m: int):
         s = self.size
@@ -349,18 +351,42 @@ class SyntheticTasks:
         curves = field.abs() < width
         blob = smooth_fields(gen, m, s, sigma * 2) > float(uniform(gen, [1], -0.5, 1.5))
         regions = curves.long() + (blob & ~curves).long() * 2
-        return regions, 3, curves
+        return regions, 3, curves, [1]
 
     # appearance --------------------------------------------------------------------------------
-    def _appearance(self, gen: torch.Generator, regions: torch.Tensor, k: int) -> torch.Tensor:
+    P_CONTRAST = 0.9          # share of tasks whose target contrasts with every other region
+
+    def _region_means(self, gen: torch.Generator, k: int, target_ids: Sequence[int]
+                      ) -> torch.Tensor:
+        """Per-region mean intensities. In a share P_CONTRAST of the tasks every non-target
+        region's mean differs from every target region's mean by at least a task-level gap
+        (0.15-0.4), so that the support set determines the target; otherwise all means are
+        free (the target may then be told apart only by texture, or not at all)."""
+        mean = uniform(gen, [k], 0.0, 1.0)
+        if not bool(bernoulli(gen, [1], self.P_CONTRAST)):
+            return mean
+        gap = float(uniform(gen, [1], 0.15, 0.4))
+        tmeans = mean[list(target_ids)]
+        grid = torch.linspace(0.0, 1.0, 201)
+        allowed = (grid[:, None] - tmeans[None, :]).abs().min(dim=1).values >= gap
+        for r in range(k):
+            if r in target_ids:
+                continue
+            if allowed.any():
+                cand = grid[allowed]
+                mean[r] = cand[int(torch.randint(0, len(cand), (1,), generator=gen))]
+            else:   # targets spread over [0, 1]: take the value farthest from all of them
+                far = (grid[:, None] - tmeans[None, :]).abs().min(dim=1).values
+                mean[r] = grid[int(far.argmax())]
+        return mean
+
+    def _appearance(self, gen: torch.Generator, regions: torch.Tensor, k: int,
+                    target_ids: Sequence[int]) -> torch.Tensor:
         """Per-task per-region intensity/texture, per-example jitter, illumination, noise, blur."""
         m, s, _ = regions.shape
-        mean = uniform(gen, [k], 0.0, 1.0)
-        if k >= 2 and bool(bernoulli(gen, [1], 0.7)):
-            # make the contrast between the first two regions at least moderate
-            mean[1] = (mean[0] + uniform(gen, [1], 0.15, 0.6) * (1 if bool(bernoulli(gen, [1], .5)) else -1)).clamp(0, 1)
+        mean = self._region_means(gen, k, target_ids)
         tex_sigma = uniform(gen, [k], 0.5, 4.0) * s / 64
-        tex_amp = uniform(gen, [k], 0.0, 0.2)
+        tex_amp = uniform(gen, [k], 0.0, 0.15)
         jitter = float(uniform(gen, [1], 0.0, 0.08))
         image = torch.zeros(m, s, s)
         for r in range(k):
