@@ -102,12 +102,13 @@ let package = Package(
         .testTarget(name: "SegDaemonTests", dependencies: ["SegDaemon"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SegOperationsTests",
-            dependencies: ["SegOperations", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["SegOperations", "SegTesting", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "WorkerIntegrationTests",
             dependencies: ["UniverSegWorker", "SegTesting", "SegKafka", "SegIO", "SegModel"],
+            exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -56,16 +56,24 @@ public final class SegmentationWorker: @unchecked Sendable {
         case replay(ReplayPlan)
     }
 
-    /// The offsets a replay reads: per partition, `start..<end` (end captured when the replay
-    /// started), restricted to records whose timestamp lies in `from...to`.
+    /// What a replay reads: each partition from its start offset to the end it had when the
+    /// replay started, restricted to records whose timestamp lies in `from...to`.
+    ///
+    /// The end is where the partition's records stop being older than `to` (the replay's start
+    /// time when no --to was given), or the end of the partition (`enable.partition.eof`),
+    /// whichever comes first: records produced after the replay started are not replayed. (The
+    /// high watermark is not used as the end: Tansu 0.6 under-reports it after batched produces.)
     public struct ReplayPlan: Sendable, Equatable {
-        public var ranges: [TopicPartition: Range<Int64>]
+        public var startOffsets: [TopicPartition: Int64]
         public var fromMilliseconds: Int64
-        public var toMilliseconds: Int64?
-        public init(ranges: [TopicPartition: Range<Int64>], fromMilliseconds: Int64, toMilliseconds: Int64?) {
-            self.ranges = ranges
+        public var toMilliseconds: Int64
+        /// Records expected (from the watermarks at start), for reporting only.
+        public var expectedRecords: Int64
+        public init(startOffsets: [TopicPartition: Int64], fromMilliseconds: Int64, toMilliseconds: Int64, expectedRecords: Int64) {
+            self.startOffsets = startOffsets
             self.fromMilliseconds = fromMilliseconds
             self.toMilliseconds = toMilliseconds
+            self.expectedRecords = expectedRecords
         }
     }
 
@@ -169,14 +177,12 @@ public final class SegmentationWorker: @unchecked Sendable {
             try consumer.subscribe(topics: [configuration.requestsTopic])
             logger.info("subscribed", metadata: ["kafka_topic": "\(configuration.requestsTopic)", "group": "\(configuration.group)"])
         case .replay(let plan):
-            let ranges = plan.ranges.filter { !$0.value.isEmpty }
             state.withLock { s in
-                s.replayOpen = Set(ranges.keys)
-                s.assigned = Set(ranges.keys)
+                s.replayOpen = Set(plan.startOffsets.keys)
+                s.assigned = Set(plan.startOffsets.keys)
             }
-            try consumer.assign(ranges.map { ($0.key, $0.value.lowerBound) })
-            logger.info("replaying", metadata: ["partitions": "\(ranges.count)",
-                                                "records": "\(ranges.values.reduce(0) { $0 + $1.count })"])
+            try consumer.assign(plan.startOffsets.map { ($0.key, $0.value) })
+            logger.info("replaying", metadata: ["partitions": "\(plan.startOffsets.count)", "expected_records": "\(plan.expectedRecords)"])
         }
     }
 
@@ -222,11 +228,13 @@ public final class SegmentationWorker: @unchecked Sendable {
         }
         let key = OffsetTracker.Key(topic: message.topic, partition: message.partition)
         if case .replay(let plan) = mode {
-            guard let range = plan.ranges[message.topicPartition], state.withLock({ $0.replayOpen.contains(message.topicPartition) }),
-                  message.offset < range.upperBound else { return }
-            if message.offset == range.upperBound - 1 { closeReplayRange(message.topicPartition, reason: "end offset") }
+            guard state.withLock({ $0.replayOpen.contains(message.topicPartition) }) else { return }
             let time = message.timestamp?.millisecondsSinceEpoch
-            if let time, time < plan.fromMilliseconds || (plan.toMilliseconds.map { time > $0 } ?? false) {
+            if let time, time > plan.toMilliseconds {
+                closeReplayRange(message.topicPartition, reason: "records newer than the end of the range")
+                return
+            }
+            if let time, time < plan.fromMilliseconds {
                 // Outside the time range: nothing to do, but the offset still moves on.
                 let offset = state.withLock { s -> Int64? in
                     s.replay.skippedOutsideTimeRange += 1

@@ -152,7 +152,7 @@ public struct LineLogHandler: LogHandler {
 
     public static func format(time: Date, level: Logger.Level, identifier: String, message: String,
                               metadata: Logger.Metadata) -> String {
-        var line = "\(time.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))) \(level) \(identifier): \(escape(message))"
+        var line = "\(time.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))) \(level) \(identifier): \(escape(message))"
         for (key, value) in metadata.sorted(by: { $0.key < $1.key }) {
             let text = escape(LogOutput.flatten(value))
             line += text.contains(" ") || text.isEmpty ? " \(key)=\"\(text)\"" : " \(key)=\(text)"

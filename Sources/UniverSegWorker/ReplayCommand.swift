@@ -14,8 +14,9 @@ struct ReplayCommand: ParsableCommand {
         abstract: "Reprocess the requests of a time range (e.g. with new weights) and exit.",
         discussion: """
             Uses its own consumer group (default universeg-replay-<time>) with manual assignment: \
-            start offsets from offsetsForTimes(--from), end offsets captured at start (records \
-            arriving later are not replayed). Records outside --from...--to are skipped. Results \
+            start offsets from offsetsForTimes(--from); each partition is read up to its end or its \
+            first record newer than --to (default: when the replay started), so records arriving \
+            later are not replayed. Records older than --from are skipped. Results \
             carry "replay": true and the original topic/partition/offset. Times: ISO 8601 \
             (2026-11-27T10:00:00Z), milliseconds since the epoch, or relative (-30m, -2h, -1d). \
             Other settings as for serve (config file, UNIVERSEG_* environment).
@@ -38,8 +39,8 @@ struct ReplayCommand: ParsableCommand {
     func run() throws {
         let now = Date()
         let fromMs = try Self.parseTime(from, now: now)
-        let toMs = try to.map { try Self.parseTime($0, now: now) }
-        if let toMs, toMs < fromMs { throw ValidationError("--to is before --from") }
+        let toMs = try to.map { try Self.parseTime($0, now: now) } ?? Int64(now.timeIntervalSince1970 * 1000)
+        if toMs < fromMs { throw ValidationError("--to is before --from") }
         var flags: [String: String] = ["kafka.results_topic": resultsTopic, "metrics.address": "off"]
         let given: [(String, String?)] = [
             ("kafka.requests_topic", requestsTopic), ("kafka.dlq_topic", dlqTopic), ("kafka.metrics_topic", metricsTopic),
@@ -54,9 +55,9 @@ struct ReplayCommand: ParsableCommand {
         guard settings.resultsTopic != settings.requestsTopic else { throw ValidationError("--results-topic must differ from the requests topic") }
 
         let plan = try Self.plan(runtime.common, topic: settings.requestsTopic, from: fromMs, to: toMs)
-        let records = plan.ranges.values.reduce(0) { $0 + $1.count }
         runtime.logger.notice("replay plan", metadata: [
-            "kafka_topic": "\(settings.requestsTopic)", "partitions": "\(plan.ranges.count)", "records": "\(records)",
+            "kafka_topic": "\(settings.requestsTopic)", "partitions": "\(plan.startOffsets.count)",
+            "expected_records": "\(plan.expectedRecords)",
             "group": "\(groupName)", "results_topic": "\(settings.resultsTopic)", "model": "\(runtime.weights.name)"])
         let clock = ContinuousClock.now
         try runtime.warmUp()
@@ -80,16 +81,18 @@ struct ReplayCommand: ParsableCommand {
         if worker.isStopping { throw ExitCode(130) }
     }
 
-    /// Start offsets from offsetsForTimes(from), end offsets = the high watermarks now.
-    static func plan(_ config: KafkaConfiguration, topic: String, from: Int64, to: Int64?) throws -> SegmentationWorker.ReplayPlan {
+    /// Start offsets from offsetsForTimes(from) (the high watermark where nothing is that new).
+    static func plan(_ config: KafkaConfiguration, topic: String, from: Int64, to: Int64) throws -> SegmentationWorker.ReplayPlan {
         let admin = try KafkaAdminClient(configuration: config)
-        var ranges: [TopicPartition: Range<Int64>] = [:]
+        var starts: [TopicPartition: Int64] = [:]
+        var expected: Int64 = 0
         for (partition, start) in try admin.offsetsForTime(topic: topic, millisecondsSinceEpoch: from) {
             let (low, high) = try admin.watermarks(topic: topic, partition: partition.partition)
             let first = start < 0 ? high : max(start, low)
-            ranges[partition] = first..<max(first, high)
+            starts[partition] = first
+            expected += max(0, high - first)
         }
-        return .init(ranges: ranges, fromMilliseconds: from, toMilliseconds: to)
+        return .init(startOffsets: starts, fromMilliseconds: from, toMilliseconds: to, expectedRecords: expected)
     }
 
     /// ISO 8601, epoch milliseconds, or relative to `now` (-90s, -30m, -2h, -1d).

@@ -1,0 +1,383 @@
+import Foundation
+import SegIO
+import SegKafka
+import SegModel
+import SegTesting
+import Synchronization
+import Testing
+
+/// The operator's view of `serve` (systemd notify socket, watchdog, Prometheus endpoint, metrics
+/// topic) and the `enqueue` and `replay` commands, against a real Tansu broker.
+@Suite(.serialized, .enabled(if: TansuBroker.isConfigured, "UNIVERSEG_TANSU_BIN is not set (source Scripts/lib/kafka-runtime.sh)"))
+struct OperationsIntegrationTests {
+    // MARK: - Helpers
+
+    /// Collects sd_notify datagrams (with arrival times) on a socket the test binds, as systemd does.
+    final class NotifyCollector: @unchecked Sendable {
+        let listener: DatagramListener
+        private let messages = Mutex<[(at: ContinuousClock.Instant, text: String)]>([])
+        private let stopped = Atomic<Bool>(false)
+
+        init(path: String) throws {
+            listener = try DatagramListener(path: path, timeoutMilliseconds: 100)
+            let thread = Thread { [self] in
+                while !stopped.load(ordering: .relaxed) {
+                    if let bytes = listener.receive() {
+                        let text = String(decoding: bytes, as: UTF8.self)
+                        messages.withLock { $0.append((.now, text)) }
+                    }
+                }
+            }
+            thread.start()
+        }
+
+        var all: [(at: ContinuousClock.Instant, text: String)] { messages.withLock { $0 } }
+
+        /// Every assignment in order ("READY=1", "STATUS=...", ...), multi-line messages split.
+        var assignments: [String] { all.flatMap { $0.text.split(separator: "\n").map(String.init) } }
+
+        func wait(for assignment: String, seconds: Double) async throws -> Bool {
+            let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+            while ContinuousClock.now < deadline {
+                if assignments.contains(assignment) { return true }
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            return false
+        }
+
+        func stop() { stopped.store(true, ordering: .relaxed) }
+    }
+
+    /// A store `dir/store` with support set "blobs" (version 1 = LATEST) of `entries` pairs.
+    static func writeStore(_ dir: TemporaryDirectory, entries count: Int) throws {
+        var entries: [String] = []
+        for i in 0..<count {
+            let (image, label) = ServeTests.pair(seed: i)
+            try dir.write("store/blobs/1/images/\(i).png", try PNGCodec.encodeGray8(image, width: 24, height: 24))
+            try dir.write("store/blobs/1/labels/\(i).png", try PNGCodec.encodeGray8(label, width: 24, height: 24))
+            entries.append(#"{"image":"images/\#(i).png","label":"labels/\#(i).png"}"#)
+        }
+        try dir.write("store/blobs/1/support.json", Array(#"{"entries":[\#(entries.joined(separator: ","))]}"#.utf8))
+        try dir.write("store/blobs/LATEST", Array("1".utf8))
+    }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
+                bind(fd, p, length)
+                return getsockname(fd, p, &length)
+            }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    /// GET http://127.0.0.1:port/path -> (status, body); nil when nothing answers.
+    static func get(port: Int, _ path: String) -> (status: Int, body: String)? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard rc == 0 else { return nil }
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
+        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        var response: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            response += buffer[0..<n]
+        }
+        let text = String(decoding: response, as: UTF8.self)
+        guard text.hasPrefix("HTTP/1.1 "), let status = Int(text.dropFirst(9).prefix(3)),
+              let split = text.range(of: "\r\n\r\n") else { return nil }
+        return (status, String(text[split.upperBound...]))
+    }
+
+    static func startServe(_ dir: TemporaryDirectory, bootstrap: String, group: String, metricsPort: Int,
+                           environment: [String: String]) throws -> WorkerHarness.Worker {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: WorkerHarness.executable)
+        process.arguments = ["serve", "--config", dir.path + "/config.json", "--brokers", bootstrap, "--group", group,
+                             "--store", "file://" + dir.path + "/store", "--weights", dir.path + "/w.safetensors",
+                             "--metrics-address", "127.0.0.1:\(metricsPort)"]
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        let logPath = dir.path + "/worker-\(UUID().uuidString.prefix(8)).log"
+        guard FileManager.default.createFile(atPath: logPath, contents: nil), let log = FileHandle(forWritingAtPath: logPath) else {
+            throw CocoaError(.fileWriteUnknown)
+        }
+        process.standardError = log
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        try log.close()
+        return WorkerHarness.Worker(process: process, logPath: logPath)
+    }
+
+    /// Runs a `universeg-worker` command to completion: (exit status, stdout, stderr).
+    static func runCommand(_ arguments: [String]) async throws -> (Int32, String, String) {
+        try await blocking {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: WorkerHarness.executable)
+            process.arguments = arguments
+            let out = Pipe(), err = Pipe()
+            process.standardOutput = out
+            process.standardError = err
+            try process.run()
+            // Read both pipes to the end before waiting, so a full pipe never blocks the child.
+            let errData = Mutex(Data())
+            let reader = Thread { errData.withLock { $0 = err.fileHandleForReading.readDataToEndOfFile() } }
+            reader.start()
+            let outData = out.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            while reader.isExecuting || !reader.isFinished { Thread.sleep(forTimeInterval: 0.01) }
+            return (process.terminationStatus, String(decoding: outData, as: UTF8.self),
+                    String(decoding: errData.withLock { $0 }, as: UTF8.self))
+        }
+    }
+
+    /// Reads `topics` from the beginning until `done` or the deadline.
+    static func read(_ bootstrap: String, topics: [String], seconds: Double,
+                     until done: @escaping @Sendable ([KafkaMessage]) -> Bool) async throws -> [KafkaMessage] {
+        try await blocking {
+            var config = KafkaConfiguration(bootstrapServers: [bootstrap])
+            config["group.id"] = "reader-" + UUID().uuidString
+            config["auto.offset.reset"] = "earliest"
+            config["session.timeout.ms"] = "6000"
+            let reader = try KafkaConsumer(configuration: config)
+            try reader.subscribe(topics: topics)
+            var messages: [KafkaMessage] = []
+            let deadline = Date().addingTimeInterval(seconds)
+            while !done(messages) && Date() < deadline {
+                if let m = reader.poll(timeout: .milliseconds(100)), m.error == nil { messages.append(m) }
+            }
+            try reader.close()
+            return messages
+        }
+    }
+
+    static func json(_ m: KafkaMessage) -> [String: Any] {
+        (try? JSONSerialization.jsonObject(with: Data(m.value ?? []))) as? [String: Any] ?? [:]
+    }
+
+    static func request(id: String, seed: Int, options: String = "", truth: Bool = false) throws -> String {
+        let (query, label) = ServeTests.pair(seed: seed)
+        let q64 = Data(try PNGCodec.encodeGray8(query, width: 24, height: 24)).base64EncodedString()
+        let t64 = Data(try PNGCodec.encodeGray8(label, width: 24, height: 24)).base64EncodedString()
+        return #"{"request_id":"\#(id)","support_set":{"id":"blobs"},"image":{"png_base64":"\#(q64)"}"#
+            + (truth ? #","ground_truth":{"png_base64":"\#(t64)"}"# : "")
+            + (options.isEmpty ? "" : #","options":\#(options)"#) + "}"
+    }
+
+    static func produce(_ bootstrap: String, _ values: [(String, String)]) async throws {
+        try await blocking {
+            let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: [bootstrap]))
+            for (key, value) in values {
+                try producer.send(topic: "universeg.requests", key: Array(key.utf8), value: Array(value.utf8)) { _ in }
+            }
+            try producer.flush(timeout: .seconds(10))
+            try producer.close()
+        }
+    }
+
+    static func terminate(_ worker: WorkerHarness.Worker) async throws -> Int32 {
+        worker.process.terminate()
+        return try await blocking { () -> Int32 in
+            worker.process.waitUntilExit()
+            return worker.process.terminationStatus
+        }
+    }
+
+    // MARK: - Tests
+
+    /// READY=1 only after warm-up and subscription, WATCHDOG=1 pings after it, STATUS lines with
+    /// the counters, STOPPING=1 at SIGTERM; /readyz, /healthz and /metrics answer; a request
+    /// shows up in the metrics and as a record on the metrics topic.
+    @Test(.timeLimit(.minutes(3)))
+    func notifySocketProbesAndMetricsFollowTheWorkersLife() async throws {
+        let broker = try await TansuBroker.start()
+        defer { broker.stop() }
+        let bootstrap = broker.bootstrapServers
+        let dir = try TemporaryDirectory()
+        try Self.writeStore(dir, entries: 4)
+        try WorkerHarness.writeWeightsAndConfig(dir, inference: "")
+        try await WorkerHarness.createTopics(bootstrap)
+        let notify = try NotifyCollector(path: dir.path + "/notify.sock")
+        defer { notify.stop() }
+        let port = try Self.freePort()
+        let worker = try Self.startServe(dir, bootstrap: bootstrap, group: "ops", metricsPort: port,
+                                         environment: ["NOTIFY_SOCKET": notify.listener.path, "WATCHDOG_USEC": "400000"])
+        defer { if worker.process.isRunning { worker.process.terminate() } }
+
+        #expect(try await notify.wait(for: "READY=1", seconds: 60), "\(worker.log)")
+        #expect(Self.get(port: port, "/readyz")?.status == 200)
+        #expect(Self.get(port: port, "/healthz")?.status == 200)
+        #expect(Self.get(port: port, "/nope")?.status == 404)
+        let before = try #require(Self.get(port: port, "/metrics"))
+        #expect(before.body.contains("universeg_ready 1"))
+        #expect(before.body.contains("universeg_model_info{name="))
+
+        try await Self.produce(bootstrap, [("m-1", try Self.request(id: "m-1", seed: 1, truth: true))])
+        let records = try await Self.read(bootstrap, topics: ["universeg.results", "universeg.metrics"], seconds: 60) { ms in
+            ms.contains { $0.topic == "universeg.results" } && ms.contains { Self.json($0)["type"] as? String == "request" }
+        }
+        let metricsRecord = try #require(records.first { Self.json($0)["type"] as? String == "request" })
+        let m = Self.json(metricsRecord)
+        #expect(m["request_id"] as? String == "m-1" && m["status"] as? String == "ok")
+        #expect(m["dice"] is Double, "the metrics record carries the Dice score when ground truth was given")
+        #expect(metricsRecord.keyString == "m-1")
+
+        let after = try #require(Self.get(port: port, "/metrics")).body
+        #expect(after.contains(#"universeg_requests_total{outcome="ok",code=""} 1"#), "\(after)")
+        #expect(after.contains(#"universeg_request_stage_seconds_count{stage="inference"} 1"#))
+        #expect(after.contains("universeg_support_cache_misses_total 1"))
+        try await Task.sleep(for: .seconds(1))
+
+        #expect(try await Self.terminate(worker) == 0, "\(worker.log)")
+        #expect(try await notify.wait(for: "STOPPING=1", seconds: 5))
+        let sequence = notify.assignments
+        let ready = try #require(sequence.firstIndex(of: "READY=1"))
+        let firstPing = try #require(sequence.firstIndex(of: "WATCHDOG=1"), "\(sequence)")
+        let stopping = try #require(sequence.firstIndex(of: "STOPPING=1"))
+        #expect(ready < firstPing && firstPing < stopping, "\(sequence)")
+        #expect(sequence.contains { $0.hasPrefix("STATUS=") && $0.contains("processed 1") }, "\(sequence)")
+        // Logs are single-line records with structured fields and no image data.
+        #expect(worker.log.contains("request ok") && worker.log.contains("request_id=m-1"), "\(worker.log)")
+    }
+
+    /// A request that runs longer than max.poll.interval.ms (here 3 s) and longer than the stall
+    /// timeout (1 s): the watchdog pings stop while the executor is stuck on it and /healthz
+    /// fails, then both recover; the poll loop keeps the consumer in its group (no revocation)
+    /// and the request is processed exactly once.
+    @Test(.timeLimit(.minutes(4)))
+    func longRequestPausesWatchdogPingsButKeepsTheGroupMembership() async throws {
+        let broker = try await TansuBroker.start()
+        defer { broker.stop() }
+        let bootstrap = broker.bootstrapServers
+        let dir = try TemporaryDirectory()
+        try Self.writeStore(dir, entries: 64)
+        // The full v1 network (random weights): N=64 and K=8 take several seconds per request.
+        let model = try UniverSeg.randomlyInitialized(.v1, seed: 5)
+        try dir.write("w.safetensors", try SafeTensors.serialize(model.namedTensors, metadata: WeightsFile.metadata(for: .v1)))
+        try dir.write("config.json", Array("""
+            {"kafka": {"properties": {"session.timeout.ms": "3000", "heartbeat.interval.ms": "300",
+                                      "max.poll.interval.ms": "3000", "auto.commit.interval.ms": "200"}},
+             "inference": {"stall_timeout_s": 1, "drain_timeout_s": 60}}
+            """.utf8))
+        try await WorkerHarness.createTopics(bootstrap)
+        let notify = try NotifyCollector(path: dir.path + "/notify.sock")
+        defer { notify.stop() }
+        let port = try Self.freePort()
+        let worker = try Self.startServe(dir, bootstrap: bootstrap, group: "long", metricsPort: port,
+                                         environment: ["NOTIFY_SOCKET": notify.listener.path, "WATCHDOG_USEC": "500000"])
+        defer { if worker.process.isRunning { worker.process.terminate() } }
+        #expect(try await notify.wait(for: "READY=1", seconds: 90), "\(worker.log)")
+
+        try await Self.produce(bootstrap, [("long-1", try Self.request(id: "long-1", seed: 3, options: #"{"support_size":64,"ensemble":32}"#))])
+        // Probe /healthz while waiting for the result.
+        let probes = Mutex<[Int]>([])
+        let probing = Task.detached {
+            while !Task.isCancelled {
+                if let status = Self.get(port: port, "/healthz")?.status { probes.withLock { $0.append(status) } }
+                try? await Task.sleep(for: .milliseconds(300))
+            }
+        }
+        let results = try await Self.read(bootstrap, topics: ["universeg.results"], seconds: 150) { $0.count >= 1 }
+        let resultAt = ContinuousClock.now
+        try await Task.sleep(for: .seconds(2))  // pings resume
+        probing.cancel()
+        // A redelivery (after an eviction) would show up as a second result.
+        let again = try await Self.read(bootstrap, topics: ["universeg.results"], seconds: 12) { $0.count >= 2 }
+
+        let result = Self.json(try #require(results.first))
+        #expect(result["status"] as? String == "ok")
+        let inference = try #require((result["timings_ms"] as? [String: Any])?["inference"] as? Double)
+        #expect(inference > 3000, "the request must outlast max.poll.interval.ms for this test to mean anything (\(inference) ms)")
+        #expect(again.count == 1, "processed exactly once")
+        #expect(!worker.log.contains("partitions revoked"), "\(worker.log)")
+
+        let pings = notify.all.filter { $0.text == "WATCHDOG=1" }.map(\.at)
+        let gaps = zip(pings, pings.dropFirst()).map { $1 - $0 }
+        let longest = gaps.max() ?? .zero
+        // No ping from 1 s after the request started until it finished (pings every 250 ms otherwise).
+        let expectedGap = Duration.milliseconds(Int(inference) - 1500)
+        #expect(longest > expectedGap && longest > .seconds(1.5),
+                "pings should stop while the executor is stalled (longest gap \(longest), inference \(inference) ms)")
+        #expect(pings.contains { $0 > resultAt }, "pings resume after the request finished")
+        #expect(probes.withLock { $0.contains(503) && $0.last == 200 }, "\(probes.withLock { $0 })")
+        #expect(worker.log.contains("watchdog pings withheld"))
+        #expect(try await Self.terminate(worker) == 0, "\(worker.log)")
+    }
+
+    /// `enqueue --wait` sends a directory of images with ground truth and writes the masks;
+    /// `replay` with the same weights reprocesses them into another topic, marked as replays,
+    /// with the original coordinates and byte-identical masks.
+    @Test(.timeLimit(.minutes(4)))
+    func enqueueWritesMasksAndReplayReproducesThem() async throws {
+        let broker = try await TansuBroker.start()
+        defer { broker.stop() }
+        let bootstrap = broker.bootstrapServers
+        let dir = try TemporaryDirectory()
+        try Self.writeStore(dir, entries: 4)
+        try WorkerHarness.writeWeightsAndConfig(dir, inference: "")
+        try await WorkerHarness.createTopics(bootstrap)
+        try await blocking {
+            let admin = try KafkaAdminClient(configuration: KafkaConfiguration(bootstrapServers: [bootstrap]))
+            try admin.createTopics([("universeg.replay", 1)])
+        }
+        for i in 0..<3 {
+            let (image, label) = ServeTests.pair(seed: 10 + i)
+            try dir.write("queries/q\(i).png", try PNGCodec.encodeGray8(image, width: 24, height: 24))
+            try dir.write("truth/q\(i).png", try PNGCodec.encodeGray8(label, width: 24, height: 24))
+        }
+        let start = Int64(Date().timeIntervalSince1970 * 1000) - 1000
+        let port = try Self.freePort()
+        let worker = try Self.startServe(dir, bootstrap: bootstrap, group: "enq", metricsPort: port, environment: [:])
+        defer { if worker.process.isRunning { worker.process.terminate() } }
+
+        let (status, out, err) = try await Self.runCommand([
+            "enqueue", "--brokers", bootstrap, "--support-set", "blobs@1", "--ground-truth", dir.path + "/truth",
+            "--wait", "--timeout", "90", "--out", dir.path + "/masks", dir.path + "/queries"])
+        #expect(status == 0, "\(out)\n\(err)\n\(worker.log)")
+        let lines = out.split(separator: "\n")
+        #expect(lines.filter { $0.contains("\tok\t") && $0.contains("dice ") }.count == 3, "\(out)")
+        #expect(out.contains("results: 3 ok, 0 errors, 0 missing"))
+        var masks: [String: [UInt8]] = [:]
+        for i in 0..<3 {
+            let bytes = try FileIO.read(dir.path + "/masks/q\(i).png", maxBytes: 1 << 20)
+            let mask = try PNGCodec.decode(bytes)
+            #expect(mask.width == 24 && mask.height == 24)
+            masks["q\(i)"] = bytes
+        }
+        #expect(try await Self.terminate(worker) == 0)
+
+        let (replayStatus, summary, replayErr) = try await Self.runCommand([
+            "replay", "--from", String(start), "--results-topic", "universeg.replay", "--brokers", bootstrap,
+            "--config", dir.path + "/config.json", "--store", "file://" + dir.path + "/store",
+            "--weights", dir.path + "/w.safetensors"])
+        #expect(replayStatus == 0, "\(summary)\n\(replayErr)")
+        #expect(summary.contains("replayed 3 requests"), "\(summary)")
+        let originals = try await Self.read(bootstrap, topics: ["universeg.results"], seconds: 20) { $0.count >= 3 }
+        let replays = try await Self.read(bootstrap, topics: ["universeg.replay"], seconds: 20) { $0.count >= 3 }
+        #expect(replays.count == 3)
+        for replayed in replays {
+            let r = Self.json(replayed)
+            #expect(r["replay"] as? Bool == true)
+            let id = try #require(r["request_id"] as? String)
+            let original = Self.json(try #require(originals.first { Self.json($0)["request_id"] as? String == id }))
+            #expect((r["source"] as? [String: AnyHashable]) == (original["source"] as? [String: AnyHashable]))
+            let b64 = try #require((r["mask"] as? [String: Any])?["png_base64"] as? String)
+            let file = try #require(id.split(separator: "-").last.map(String.init))
+            #expect(Data(base64Encoded: b64).map { [UInt8]($0) } == masks[file], "replayed mask of \(id) differs")
+        }
+    }
+}
