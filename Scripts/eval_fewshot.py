@@ -9,7 +9,8 @@ DIR has the layout DATASET/128 (images/ID.png, labels/NAME/ID.png). Protocol (is
 seeded split puts 70% of the IDs in the support pool and 30% in the test queries; for each test
 image and each N, K support sets of size N are drawn from the pool (for K in the ensemble list,
 the first K of the drawn sets are used, so K=1 is a subset of K=10). Images and support labels
-are resized to the model's input_size (labels re-binarised at 0.5); the ensemble-averaged
+are prepared as the worker does (resize to the model's input_size, antialiased bilinear, then
+per-image min-max for images; nearest-neighbour for labels); the ensemble-averaged
 probability is resized back to the label's resolution (bilinear) and thresholded at 0.5; Dice
 is computed against the full-resolution label. Two non-learned baselines on the same support
 sets, at full resolution: the prior mask (mean support label > 0.5) and an intensity
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from universeg_torch import load_model  # noqa: E402
+from universeg_data import minmax_per_image, resize_labels, resize_stack  # noqa: E402
 
 
 def dice(pred: np.ndarray, target: np.ndarray) -> float:
@@ -75,16 +77,11 @@ def main() -> int:
     n_pool = int(round(0.7 * len(ids)))
     pool, test = perm[:n_pool], perm[n_pool:]
 
-    def to_model(x: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(1)
-        if t.shape[-1] != size:
-            mode = "area" if t.shape[-1] > size else "bilinear"
-            t = F.interpolate(t, size=(size, size), mode=mode,
-                              **({} if mode == "area" else {"align_corners": False}))
-        return t
-
-    x_model = to_model(imgs)                                   # [M,1,S,S]
-    y_model = (to_model(labs.astype(np.float32)) > 0.5).float()
+    # Model inputs prepared like the worker (Sources/SegIO/Preprocess.swift) and like training
+    # (universeg_data.load_real_tasks): antialiased bilinear resize then per-image min-max for
+    # images, nearest-neighbour resize for the binary labels.
+    x_model = minmax_per_image(resize_stack(torch.from_numpy(imgs).unsqueeze(1), size))
+    y_model = resize_labels(torch.from_numpy(labs.astype(np.float32)).unsqueeze(1), size)
     ns = [int(n) for n in args.support_size.split(",")]
     ks = [int(k) for k in args.ensemble.split(",")]
     kmax = max(ks)

@@ -98,6 +98,17 @@ def sharpen(x: torch.Tensor, factor: float) -> torch.Tensor:
     return out
 
 
+def minmax_per_image(x: torch.Tensor) -> torch.Tensor:
+    """Scale every image of x [..., H, W] to [0, 1] by its own minimum and maximum (a constant
+    image becomes all zeros). This is the worker's input normalisation
+    (Sources/SegIO/Preprocess.swift, applied after resizing), so training must feed the network
+    images normalised the same way."""
+    flat = x.flatten(-2)
+    lo = flat.min(dim=-1).values[..., None, None]
+    span = flat.max(dim=-1).values[..., None, None] - lo
+    return torch.where(span > 0, (x - lo) / span.clamp_min(1e-12), torch.zeros_like(x))
+
+
 def sobel_edges(y: torch.Tensor) -> torch.Tensor:
     """Binary edge map of a binary label [M, 1, H, W] (Sobel magnitude > 0.5)."""
     kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]).view(1, 1, 3, 3)
@@ -229,7 +240,8 @@ def augment_sets(gen: torch.Generator, x: torch.Tensor, y: torch.Tensor, cfg: Au
     identically to its M examples (Table 4). Order: spatial (in-task, then task), then
     brightness/contrast, blur and sharpness (in-task, then task), then noise (in-task, then
     task), then the intensity flip, Sobel-edge labels and label flip. Noise comes after
-    sharpening so that the factor-5 sharpening does not multiply it."""
+    sharpening so that the factor-5 sharpening does not multiply it. Finally every image is
+    min-max normalised, as the worker does with every input."""
     if cfg.strength <= 0:
         return x, y
     bsz, m, _, h, w = x.shape
@@ -269,7 +281,7 @@ def augment_sets(gen: torch.Generator, x: torch.Tensor, y: torch.Tensor, cfg: Au
         yf = torch.where(edge, sobel_edges(yf), yf)
     lflip = bernoulli(gen, [bsz], cfg.p("flip_labels"))[per_task].view(-1, 1, 1, 1)
     yf = torch.where(lflip, 1.0 - yf, yf)
-    return xf.reshape(x.shape), yf.reshape(y.shape)
+    return minmax_per_image(xf).reshape(x.shape), yf.reshape(y.shape)
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,7 +302,7 @@ class SyntheticTasks:
         """Return images and labels [m, 1, S, S] for one new task."""
         layout = self.LAYOUTS[int(torch.randint(0, 3, (1,), generator=gen))]
         regions, n_regions, target, target_ids = getattr(self, "_" + layout)(gen, m)
-        image = self._appearance(gen, regions, n_regions, target_ids)
+        image = minmax_per_image(self._appearance(gen, regions, n_regions, target_ids))
         label = target.float()
         return image.unsqueeze(1), label.unsqueeze(1)
 
@@ -417,20 +429,30 @@ class RealTask:
 
 
 def resize_stack(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize [M, 1, H, W] to size x size (area averaging when shrinking)."""
+    """Resize images [M, 1, H, W] to size x size like the worker: bilinear with a triangle
+    filter widened when shrinking (PIL BILINEAR = torch antialias=True)."""
     if x.shape[-1] == size and x.shape[-2] == size:
         return x
-    if x.shape[-1] > size:
-        return F.interpolate(x, size=(size, size), mode="area")
-    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                         antialias=True)
+
+
+def resize_labels(y: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize binary labels [M, 1, H, W] like the worker: nearest neighbour, output pixel o
+    takes input floor((o + 0.5) * in / out) (torch "nearest-exact")."""
+    if y.shape[-1] == size and y.shape[-2] == size:
+        return y
+    return F.interpolate(y, size=(size, size), mode="nearest-exact")
 
 
 def load_real_tasks(data_dir: Path, size: int, seed: int, val_fraction: float = 0.2,
                     exclude: Sequence[str] = HELD_OUT) -> List[RealTask]:
     """Preload every (dataset, label) of ``data_dir`` except the excluded (held-out) datasets.
 
-    Images are scaled to [0, 1]; images and labels are resized to ``size`` (labels re-binarised
-    at 0.5). The IDs of each dataset are split (seeded) into train and validation parts."""
+    Preprocessing is the worker's (Sources/SegIO/Preprocess.swift): images are resized to
+    ``size`` (antialiased bilinear) and min-max normalised per image; labels are binarised
+    (nonzero = foreground) and resized nearest-neighbour. The IDs of each dataset are split
+    (seeded) into train and validation parts."""
     from PIL import Image
 
     tasks = []
@@ -445,15 +467,15 @@ def load_real_tasks(data_dir: Path, size: int, seed: int, val_fraction: float = 
         if len(ids) < 5:
             continue
         imgs = np.stack([np.asarray(Image.open(img_dir / f"{i}.png").convert("L")) for i in ids])
-        images = resize_stack(torch.from_numpy(imgs).float().div(255).unsqueeze(1), size)
+        images = minmax_per_image(
+            resize_stack(torch.from_numpy(imgs).float().div(255).unsqueeze(1), size))
         rng = np.random.default_rng([seed, len(ids)] + [ord(c) for c in ds.name])
         perm = rng.permutation(len(ids))
         n_val = max(4, int(round(val_fraction * len(ids))))
         val_idx, train_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
         for lab_dir in sorted(p for p in (ds / "128" / "labels").iterdir() if p.is_dir()):
             labs = np.stack([np.asarray(Image.open(lab_dir / f"{i}.png").convert("L")) for i in ids])
-            labels = (resize_stack(torch.from_numpy(labs).float().div(255).unsqueeze(1), size)
-                      > 0.5).float()
+            labels = resize_labels(torch.from_numpy(labs > 0).float().unsqueeze(1), size)
             tasks.append(RealTask(f"{ds.name}/{lab_dir.name}", images, labels, train_idx, val_idx))
     return tasks
 
