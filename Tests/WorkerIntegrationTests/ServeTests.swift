@@ -8,12 +8,6 @@ import Testing
 /// `universeg-worker serve` against a real Tansu broker, run as a separate process.
 @Suite(.serialized, .enabled(if: TansuBroker.isConfigured, "UNIVERSEG_TANSU_BIN is not set (source Scripts/lib/kafka-runtime.sh)"))
 struct ServeTests {
-    static var executable: String {
-        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        return [dir, dir.deletingLastPathComponent()].map { $0.appendingPathComponent("universeg-worker").path }
-            .first { FileManager.default.isExecutableFile(atPath: $0) } ?? "universeg-worker"
-    }
-
     /// A store with support set "blobs" (version 1, LATEST 1), small random weights and a config file.
     func prepare(_ dir: TemporaryDirectory, brokers: String) throws {
         var entries: [String] = []
@@ -25,34 +19,7 @@ struct ServeTests {
         }
         try dir.write("store/blobs/1/support.json", Array(#"{"entries":[\#(entries.joined(separator: ","))]}"#.utf8))
         try dir.write("store/blobs/LATEST", Array("1".utf8))
-        let cfg = UniverSegConfiguration(encoderWidths: [4, 4], decoderWidths: [4], inputSize: 16)
-        let model = try UniverSeg.randomlyInitialized(cfg, seed: 3)
-        try dir.write("w.safetensors", try SafeTensors.serialize(model.namedTensors, metadata: WeightsFile.metadata(for: cfg)))
-        try dir.write("config.json", Array("""
-            {"kafka": {"properties": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500",
-                                      "auto.commit.interval.ms": "200"}},
-             "inference": {"drain_timeout_s": 20}}
-            """.utf8))
-    }
-
-    func startWorker(_ dir: TemporaryDirectory, bootstrap: String, group: String) throws -> (Process, Pipe) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.executable)
-        process.arguments = ["serve", "--config", dir.path + "/config.json", "--brokers", bootstrap, "--group", group,
-                             "--store", "file://" + dir.path + "/store", "--weights", dir.path + "/w.safetensors"]
-        let log = Pipe()
-        process.standardError = log
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        return (process, log)
-    }
-
-    static func createTopics(_ bootstrap: String) async throws {
-        try await blocking {
-            let admin = try KafkaAdminClient(configuration: KafkaConfiguration(bootstrapServers: [bootstrap]))
-            try admin.createTopics(["universeg.requests", "universeg.results", "universeg.metrics", "universeg.requests.dlq"]
-                .map { ($0, $0 == "universeg.requests" ? 2 : 1) })
-        }
+        try WorkerHarness.writeWeightsAndConfig(dir)
     }
 
     static func pair(seed: Int) -> ([UInt8], [UInt8]) {
@@ -69,7 +36,7 @@ struct ServeTests {
         let dir = try TemporaryDirectory()
         try prepare(dir, brokers: broker.bootstrapServers)
         let bootstrap = broker.bootstrapServers
-        try await Self.createTopics(bootstrap)
+        try await WorkerHarness.createTopics(bootstrap)
         // Three requests: a valid one with ground truth, malformed JSON, an unknown support set.
         let (query, truth) = Self.pair(seed: 2)
         let q64 = Data(try PNGCodec.encodeGray8(query, width: 24, height: 24)).base64EncodedString()
@@ -89,7 +56,8 @@ struct ServeTests {
             try producer.close()
         }
         // The worker.
-        let (process, log) = try startWorker(dir, bootstrap: bootstrap, group: "serve-test")
+        let worker = try WorkerHarness.startWorker(dir, bootstrap: bootstrap, group: "serve-test")
+        let process = worker.process
         defer { if process.isRunning { process.terminate() } }
 
         // Results and dead letters.
@@ -138,18 +106,11 @@ struct ServeTests {
             process.waitUntilExit()
             return process.terminationStatus
         }
-        let stderr = String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = worker.log
         #expect(exited == 0, "\(stderr)")
         #expect(!stderr.contains(q64.prefix(32)), "image data must not be logged")
-        let committed = try await blocking { () -> Int64 in
-            var config = KafkaConfiguration(bootstrapServers: [bootstrap])
-            config["group.id"] = "serve-test"
-            let probe = try KafkaConsumer(configuration: config)
-            let offsets = try probe.committedOffsets(for: [TopicPartition(topic: "universeg.requests", partition: 0),
-                                                           TopicPartition(topic: "universeg.requests", partition: 1)])
-            try probe.close()
-            return offsets.values.filter { $0 > 0 }.reduce(0, +)
-        }
+        let committed = try await WorkerHarness.committedOffsets(bootstrap: bootstrap, group: "serve-test", partitions: 2)
+            .values.filter { $0 > 0 }.reduce(0, +)
         #expect(committed == 3, "committed offsets should cover the 3 requests")
     }
 
@@ -162,7 +123,7 @@ struct ServeTests {
         let dir = try TemporaryDirectory()
         try prepare(dir, brokers: broker.bootstrapServers)
         let bootstrap = broker.bootstrapServers
-        try await Self.createTopics(bootstrap)
+        try await WorkerHarness.createTopics(bootstrap)
         // Large query images (2500x2500) make each request take a noticeable time (resizing,
         // mask encoding), so several are in flight or queued when the worker is killed.
         var big = [UInt8](repeating: 170, count: 2500 * 2500)
@@ -178,7 +139,7 @@ struct ServeTests {
             try producer.flush(timeout: .seconds(20))
             try producer.close()
         }
-        let (first, _) = try startWorker(dir, bootstrap: bootstrap, group: "kill-test")
+        let first = try WorkerHarness.startWorker(dir, bootstrap: bootstrap, group: "kill-test").process
         defer { if first.isRunning { first.terminate() } }
         let reader = try await blocking { () -> KafkaConsumer in
             var config = KafkaConfiguration(bootstrapServers: [bootstrap])
@@ -210,7 +171,8 @@ struct ServeTests {
         #expect(!seen.isEmpty)
         #expect(seen.count < ids.count, "the kill should land while requests are still pending")
         // Restart: every request gets a result.
-        let (second, log) = try startWorker(dir, bootstrap: bootstrap, group: "kill-test")
+        let restarted = try WorkerHarness.startWorker(dir, bootstrap: bootstrap, group: "kill-test")
+        let second = restarted.process
         defer { if second.isRunning { second.terminate() } }
         let missing = Set(ids).subtracting(seen.keys)
         let rest = try await read(until: { masks in missing.isSubset(of: masks.keys) }, seconds: 90)
@@ -221,7 +183,7 @@ struct ServeTests {
         }
         second.terminate()
         let status = try await blocking { () -> Int32 in second.waitUntilExit(); return second.terminationStatus }
-        #expect(status == 0, "\(String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))")
+        #expect(status == 0, "\(restarted.log)")
         try await blocking { try reader.close() }
     }
 }

@@ -1,0 +1,79 @@
+import Foundation
+import SegIO
+import SegKafka
+import SegModel
+import SegTesting
+
+/// What the integration tests share: the `universeg-worker` executable, small random weights and
+/// a config file in a test directory, the topics, and a `serve` process logging to a file.
+enum WorkerHarness {
+    static var executable: String {
+        let dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        return [dir, dir.deletingLastPathComponent()].map { $0.appendingPathComponent("universeg-worker").path }
+            .first { FileManager.default.isExecutableFile(atPath: $0) } ?? "universeg-worker"
+    }
+
+    /// `dir/w.safetensors`: a small randomly initialized network (16 x 16 input), and
+    /// `dir/config.json` with short Kafka timeouts and no metrics endpoint (workers of tests that
+    /// run side by side would compete for its port); `inference` holds extra keys of that section.
+    static func writeWeightsAndConfig(_ dir: TemporaryDirectory, inference: String = "") throws {
+        let cfg = UniverSegConfiguration(encoderWidths: [4, 4], decoderWidths: [4], inputSize: 16)
+        let model = try UniverSeg.randomlyInitialized(cfg, seed: 3)
+        try dir.write("w.safetensors", try SafeTensors.serialize(model.namedTensors, metadata: WeightsFile.metadata(for: cfg)))
+        try dir.write("config.json", Array("""
+            {"kafka": {"properties": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500",
+                                      "auto.commit.interval.ms": "200"}},
+             "inference": {"drain_timeout_s": 20\(inference.isEmpty ? "" : ", " + inference)},
+             "metrics": {"address": "off"}}
+            """.utf8))
+    }
+
+    /// A running `serve` process; its standard error goes to a file, so that a chatty worker never
+    /// blocks on a full pipe.
+    struct Worker {
+        let process: Process
+        let logPath: String
+
+        /// Everything the worker wrote to standard error so far.
+        var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+    }
+
+    /// Starts `serve` with `dir/config.json`, the store `dir/store` and the weights `dir/w.safetensors`.
+    static func startWorker(_ dir: TemporaryDirectory, bootstrap: String, group: String) throws -> Worker {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = ["serve", "--config", dir.path + "/config.json", "--brokers", bootstrap, "--group", group,
+                             "--store", "file://" + dir.path + "/store", "--weights", dir.path + "/w.safetensors"]
+        let logPath = dir.path + "/worker-\(UUID().uuidString.prefix(8)).log"
+        guard FileManager.default.createFile(atPath: logPath, contents: nil), let log = FileHandle(forWritingAtPath: logPath) else {
+            throw CocoaError(.fileWriteUnknown)
+        }
+        process.standardError = log
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        try log.close()
+        return Worker(process: process, logPath: logPath)
+    }
+
+    /// The four topics; the requests topic has `requestPartitions` partitions.
+    static func createTopics(_ bootstrap: String, requestPartitions: Int = 2) async throws {
+        try await blocking {
+            let admin = try KafkaAdminClient(configuration: KafkaConfiguration(bootstrapServers: [bootstrap]))
+            try admin.createTopics(["universeg.requests", "universeg.results", "universeg.metrics", "universeg.requests.dlq"]
+                .map { (name: $0, partitions: Int32($0 == "universeg.requests" ? requestPartitions : 1)) })
+        }
+    }
+
+    /// The group's committed offsets of the request partitions.
+    static func committedOffsets(bootstrap: String, group: String, partitions: Int) async throws -> [Int32: Int64] {
+        try await blocking {
+            var config = KafkaConfiguration(bootstrapServers: [bootstrap])
+            config["group.id"] = group
+            let probe = try KafkaConsumer(configuration: config)
+            defer { try? probe.close() }
+            let offsets = try probe.committedOffsets(
+                for: (0..<partitions).map { TopicPartition(topic: "universeg.requests", partition: Int32($0)) })
+            return Dictionary(uniqueKeysWithValues: offsets.map { ($0.key.partition, $0.value) })
+        }
+    }
+}
