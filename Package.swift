@@ -94,7 +94,7 @@ let package = Package(
         ),
         .testTarget(name: "SegIOTests", dependencies: ["SegIO", "SegModel", "SegTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "SegKafkaTests", dependencies: ["SegKafka", "SegTesting"], swiftSettings: swiftSettings),
-        .testTarget(name: "SegServiceTests", dependencies: ["SegService", "SegIO", "SegModel"], swiftSettings: swiftSettings),
+        .testTarget(name: "SegServiceTests", dependencies: ["SegService", "SegIO", "SegModel", "SegOperations"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SegEvaluationTests", dependencies: ["SegEvaluation", "SegIO", "SegModel"],
             swiftSettings: swiftSettings

@@ -9,11 +9,14 @@ public final class HTTPEndpoint: Sendable {
     public struct Response: Sendable {
         public var status: Int
         public var contentType: String
-        public var body: String
+        public var body: [UInt8]
         public init(status: Int, contentType: String = "text/plain; charset=utf-8", body: String) {
+            self.init(status: status, contentType: contentType, bytes: Array(body.utf8))
+        }
+        public init(status: Int, contentType: String, bytes: [UInt8]) {
             self.status = status
             self.contentType = contentType
-            self.body = body
+            self.body = bytes
         }
     }
 
@@ -117,7 +120,7 @@ public final class HTTPEndpoint: Sendable {
         } else {
             response = Response(status: 400, body: "bad request\n")
         }
-        let body = Array(response.body.utf8)
+        let body = response.body
         var text = "HTTP/1.1 \(response.status) \(Self.reason(response.status))\r\n"
         text += "Content-Type: \(response.contentType)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
         var bytes = Array(text.utf8)

@@ -31,6 +31,7 @@ struct WorkerRuntime {
         self.processor = RequestProcessor(
             weights: weights, store: store, cache: SupportSetCache(maxBytes: settings.cacheBytes),
             imageLimits: ImageLimits(maxWidth: 16384, maxHeight: 16384, maxPixels: settings.maxImagePixels),
+            requestLimits: requestLimits(settings),
             workerName: ProcessInfo.processInfo.hostName + ":\(getpid())")
         var common = KafkaConfiguration(bootstrapServers: settings.brokers.split(separator: ",").map(String.init),
                                         settings.kafkaProperties)
@@ -58,6 +59,12 @@ struct WorkerRuntime {
         let blank = [Float](repeating: 0, count: size * size)
         _ = try session.logits(query: blank, support: try SupportTensors(images: [blank], labels: [blank], size: size))
     }
+}
+
+private func requestLimits(_ settings: WorkerConfiguration) -> SegmentationRequest.Limits {
+    var limits = SegmentationRequest.Limits()
+    limits.maxImageBytes = settings.maxImageBytes
+    return limits
 }
 
 /// Turns SIGTERM/SIGINT into a callback (the default action is disabled first).

@@ -48,6 +48,26 @@ public final class TansuBroker: Sendable {
 
     public var bootstrapServers: String { "127.0.0.1:\(port)" }
 
+    /// Freezes the broker (SIGSTOP): connections stay open but nothing is answered, as with a
+    /// hung broker or a network partition. `resume()` continues it.
+    public func suspend() { signalBroker(SIGSTOP) }
+
+    /// Continues a suspended broker (SIGCONT).
+    public func resume() { signalBroker(SIGCONT) }
+
+    /// Signals the tansu process itself (the child of the guard shell).
+    private func signalBroker(_ signal: Int32) {
+        let parent = process.processIdentifier
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry),
+                  let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            // Fields after "(comm)": state, ppid, ...
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, Int32(fields[1]) == parent { kill(pid, signal) }
+        }
+    }
+
     /// Starts the broker and waits (up to `timeout`) until it accepts TCP connections.
     public init(timeout: Duration = .seconds(15)) throws {
         guard let binary = Self.binary else { throw Failure.unavailable(Self.skipReasonText) }

@@ -1,0 +1,78 @@
+import Foundation
+import SegIO
+import SegOperations
+import SegService
+import Testing
+
+/// The http(s):// store backend against a real HTTP server on a loopback socket (the project's
+/// HTTPEndpoint serving the files of a TestStore, as nginx would serve a static tree).
+struct HTTPStoreTests {
+    final class Hits: @unchecked Sendable {  // guarded by `lock`
+        private let lock = NSLock()
+        private var counts: [String: Int] = [:]
+        func add(_ path: String) { lock.withLock { counts[path, default: 0] += 1 } }
+        var all: [String: Int] { lock.withLock { counts } }
+    }
+
+    /// Serves `store.root` read-only under /sets/; /err/... answers 500; counts requests per path.
+    static func serve(_ store: TestStore, hits: Hits) throws -> HTTPEndpoint {
+        let root = store.root
+        let endpoint = try HTTPEndpoint(address: "127.0.0.1:0") { path in
+            hits.add(path)
+            if path.hasPrefix("/err/") { return .init(status: 500, body: "boom") }
+            let relative = path.hasPrefix("/sets/") ? String(path.dropFirst(6)) : String(path.dropFirst())
+            guard !relative.contains(".."), let data = FileManager.default.contents(atPath: root + "/" + relative) else {
+                return .init(status: 404, body: "not found")
+            }
+            return .init(status: 200, contentType: "application/octet-stream", bytes: [UInt8](data))
+        }
+        endpoint.start()
+        return endpoint
+    }
+
+    @Test func httpStoreLoadsTheSameSupportSetAsTheFileStore() throws {
+        let files = try TestStore()
+        let hits = Hits()
+        let server = try Self.serve(files, hits: hits)
+        defer { server.stop() }
+        let http = try SupportSetStore(url: "http://127.0.0.1:\(server.port)/sets", httpTimeout: 5)
+        let local = try SupportSetStore(url: "file://" + files.root)
+
+        #expect(try http.latestVersion(of: "blobs") == "2")
+        let manifest = try http.manifest(id: "blobs", version: "2")
+        #expect(manifest == (try local.manifest(id: "blobs", version: "2")))
+        let remote = try http.load(id: "blobs", version: "2", manifestBytes: manifest, size: 16)
+        let onDisk = try local.load(id: "blobs", version: "2", manifestBytes: manifest, size: 16)
+        #expect(remote.sha256 == onDisk.sha256)
+        #expect(remote.tensors == onDisk.tensors)
+        #expect(try http.image(storePath: "queries/q.png") == (try local.image(storePath: "queries/q.png")))
+        #expect(hits.all["/sets/blobs/2/images/0.png"] == 1)
+    }
+
+    static func code(_ body: () throws -> Any) -> ServiceError.Code? {
+        do {
+            _ = try body()
+            return nil
+        } catch {
+            return (error as? ServiceError)?.code
+        }
+    }
+
+    @Test func missingSetsAndServerErrorsGiveStableCodes() throws {
+        let files = try TestStore()
+        let hits = Hits()
+        let server = try Self.serve(files, hits: hits)
+        defer { server.stop() }
+        let http = try SupportSetStore(url: "http://127.0.0.1:\(server.port)/sets", httpTimeout: 5)
+        #expect(Self.code { try http.latestVersion(of: "nope") } == .supportSetNotFound)
+        #expect(Self.code { try http.manifest(id: "blobs", version: "9") } == .supportSetNotFound)
+        // Traversal never reaches the server.
+        #expect(Self.code { try http.manifest(id: "..", version: "1") } == .invalidRequest)
+        #expect(hits.all.keys.contains { $0.contains("..") } == false)
+        let broken = try SupportSetStore(url: "http://127.0.0.1:\(server.port)/err", httpTimeout: 5)
+        #expect(Self.code { try broken.latestVersion(of: "blobs") } == .internal)
+        // Nothing listening: an internal (retryable by the operator) error, not a crash.
+        let closed = try SupportSetStore(url: "http://127.0.0.1:1/sets", httpTimeout: 2)
+        #expect(Self.code { try closed.latestVersion(of: "blobs") } == .internal)
+    }
+}
