@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Train UniverSeg on CPU (issue 3): synthetic + real tasks, Table 4 augmentations, soft Dice, Adam.
 
-Example (the project's CPU run):
-    nohup setsid python3 Scripts/train.py --name cpu-w32-s64 --encoder-widths 32,32,32,32 \\
-        --decoder-widths 32,32,32 --input-size 64 --batch 4 --support 4,12 --threads 1 \\
-        --max-minutes 110 > /work/universeg-runs/cpu-w32-s64.out 2>&1 &
+Example (the project's CPU run, one core, niced):
+    OMP_NUM_THREADS=1 nohup nice -n 19 python3 Scripts/train.py --name cpu-w32-s64-v4 \\
+        --encoder-widths 32,32,32,32 --decoder-widths 32,32,32 --input-size 64 --batch 4 \\
+        --support 1,8 --lr 5e-4 --bce-weight 1.0 --aug-strength 0.5 --total-steps 8000 \\
+        --seed 4 --threads 1 --eval-every 250 --ckpt-every 100 --snapshot-every 1000 \\
+        --max-minutes 110 > /work/universeg-runs/cpu-w32-s64-v4.out 2>&1 &
 
 A run lives in ``--run-dir`` (default ``/work/universeg-runs/<name>``, outside the repository):
     config.json        the run's configuration (architecture, sampler, optimiser)
