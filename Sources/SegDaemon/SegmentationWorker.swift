@@ -137,8 +137,11 @@ public final class SegmentationWorker: @unchecked Sendable {
         self.logger = logger
         self.metrics = metrics ?? WorkerMetrics(modelName: processor.weights.name, modelSHA256: processor.weights.sha256)
         self.mode = mode
-        self.lowWater = configuration.maxInFlight
-        self.highWater = configuration.maxInFlight + max(2, configuration.maxInFlight)
+        // Pause with max_queued requests waiting behind the running ones; resume at half, early
+        // enough that the refetch (pausing drops librdkafka's prefetched records) arrives
+        // before the executor runs dry.
+        self.highWater = configuration.maxInFlight + configuration.maxQueued
+        self.lowWater = configuration.maxInFlight + configuration.maxQueued / 2
         self.metrics.registry.addCollector { [weak self] in self?.refreshMetrics() }
     }
 

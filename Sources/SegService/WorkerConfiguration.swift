@@ -27,6 +27,9 @@ public struct WorkerConfiguration: Sendable, Equatable {
     /// Threads per inference (0 = cores / max_in_flight, at least 1).
     public var threads: Int
     public var drainTimeoutSeconds: Double
+    /// Requests fetched and waiting for an executor slot before the partitions are paused
+    /// (resumed at half); bounds memory at about max_queued x the largest request.
+    public var maxQueued: Int
     /// A request running (or work waiting) longer than this without progress counts as a stalled
     /// executor: the systemd watchdog pings stop and /healthz fails.
     public var stallTimeoutSeconds: Double
@@ -53,6 +56,7 @@ public struct WorkerConfiguration: Sendable, Equatable {
         "inference.threads": "0",
         "inference.drain_timeout_s": "30",
         "inference.stall_timeout_s": "300",
+        "inference.max_queued": "8",
         "metrics.address": "127.0.0.1:9464",
         "metrics.interval_s": "15",
         "limits.max_image_bytes": "33554432",
@@ -171,6 +175,7 @@ public struct WorkerConfiguration: Sendable, Equatable {
             weights: (values["model.weights"] ?? "").isEmpty ? nil : values["model.weights"],
             maxInFlight: try integer("inference.max_in_flight", 1...64), threads: try integer("inference.threads", 0...256),
             drainTimeoutSeconds: try seconds("inference.drain_timeout_s", 0...3600),
+            maxQueued: try integer("inference.max_queued", 1...10000),
             stallTimeoutSeconds: try seconds("inference.stall_timeout_s", 0.5...86400),
             metricsAddress: address == "off" ? nil : address, metricsIntervalSeconds: try seconds("metrics.interval_s", 1...3600),
             maxImageBytes: try integer("limits.max_image_bytes", 1024...(1 << 30)),
