@@ -89,8 +89,10 @@ struct ReplayCommand: ParsableCommand {
         for (partition, start) in try admin.offsetsForTime(topic: topic, millisecondsSinceEpoch: from) {
             let (low, high) = try admin.watermarks(topic: topic, partition: partition.partition)
             let first = start < 0 ? high : max(start, low)
+            // Nothing to read: leave it unassigned (an empty partition may never report EOF).
+            guard first < high else { continue }
             starts[partition] = first
-            expected += max(0, high - first)
+            expected += high - first
         }
         return .init(startOffsets: starts, fromMilliseconds: from, toMilliseconds: to, expectedRecords: expected)
     }

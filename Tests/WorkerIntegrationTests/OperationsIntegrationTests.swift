@@ -210,6 +210,10 @@ struct OperationsIntegrationTests {
         let dir = try TemporaryDirectory()
         try Self.writeStore(dir, entries: 4)
         try WorkerHarness.writeWeightsAndConfig(dir, inference: "")
+        try dir.write("config.json", Array("""
+            {"kafka": {"properties": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}},
+             "metrics": {"interval_s": 1}}
+            """.utf8))
         try await WorkerHarness.createTopics(bootstrap)
         let notify = try NotifyCollector(path: dir.path + "/notify.sock")
         defer { notify.stop() }
@@ -231,6 +235,16 @@ struct OperationsIntegrationTests {
             ms.contains { $0.topic == "universeg.results" } && ms.contains { Self.json($0)["type"] as? String == "request" }
         }
         let metricsRecord = try #require(records.first { Self.json($0)["type"] as? String == "request" })
+        // Snapshots of every metric, each metrics.interval_s (1 s here).
+        let snapshots = try await Self.read(bootstrap, topics: ["universeg.metrics"], seconds: 30) { ms in
+            ms.contains { m in
+                let j = Self.json(m)
+                return j["type"] as? String == "snapshot"
+                    && ((j["metrics"] as? [String: Any])?["universeg_requests_total"] as? [[String: Any]])?.contains {
+                        ($0["value"] as? Double) == 1 } == true
+            }
+        }
+        #expect(snapshots.contains { Self.json($0)["type"] as? String == "snapshot" }, "no metrics snapshot on the metrics topic")
         let m = Self.json(metricsRecord)
         #expect(m["request_id"] as? String == "m-1" && m["status"] as? String == "ok")
         #expect(m["dice"] is Double, "the metrics record carries the Dice score when ground truth was given")
