@@ -4,6 +4,7 @@ import Logging
 import SegDaemon
 import SegIO
 import SegKafka
+import SegOperations
 import SegKernels
 import SegService
 
@@ -37,6 +38,7 @@ struct ReplayCommand: ParsableCommand {
     @Option(name: .customLong("max-in-flight")) var maxInFlight: Int?
 
     func run() throws {
+        TerminationSignals.install()
         let now = Date()
         let fromMs = try Self.parseTime(from, now: now)
         let toMs = try to.map { try Self.parseTime($0, now: now) } ?? Int64(now.timeIntervalSince1970 * 1000)
@@ -65,10 +67,9 @@ struct ReplayCommand: ParsableCommand {
             configuration: settings, processor: runtime.processor,
             consumerConfiguration: runtime.consumerConfiguration(group: groupName),
             producerConfiguration: runtime.common, logger: runtime.logger, mode: .replay(plan))
-        let signals = handleTerminationSignals { worker.requestStop() }
+        TerminationSignals.onSignal { _ in worker.requestStop() }
         try worker.start()
         try worker.run()
-        withExtendedLifetime(signals) {}
         let c = worker.counters
         let summary = worker.replaySummary
         let seconds = (ContinuousClock.now - clock).milliseconds / 1000

@@ -49,6 +49,7 @@ struct ServeCommand: ParsableCommand {
     }
 
     func run() throws {
+        TerminationSignals.install()
         let runtime = try WorkerRuntime(configFile: config, flags: flags, label: "universeg.serve")
         let settings = runtime.settings
         let logger = runtime.logger
@@ -83,7 +84,7 @@ struct ServeCommand: ParsableCommand {
             consumerConfiguration: runtime.consumerConfiguration(group: settings.group),
             producerConfiguration: runtime.common, logger: logger, metrics: metrics)
         current.withLock { $0.worker = worker }
-        let signals = handleTerminationSignals {
+        TerminationSignals.onSignal { _ in
             notifier.stopping(status: "draining in-flight requests")
             worker.requestStop()
         }
@@ -101,6 +102,5 @@ struct ServeCommand: ParsableCommand {
         supervisor.start()
         defer { supervisor.stop() }
         try worker.run()
-        withExtendedLifetime(signals) {}
     }
 }

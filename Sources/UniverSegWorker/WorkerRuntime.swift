@@ -66,14 +66,3 @@ private func requestLimits(_ settings: WorkerConfiguration) -> SegmentationReque
     limits.maxImageBytes = settings.maxImageBytes
     return limits
 }
-
-/// Turns SIGTERM/SIGINT into a callback (the default action is disabled first).
-func handleTerminationSignals(_ action: @escaping @Sendable () -> Void) -> [any DispatchSourceSignal] {
-    [SIGTERM, SIGINT].map { sig -> any DispatchSourceSignal in
-        signal(sig, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-        source.setEventHandler(handler: action)
-        source.resume()
-        return source
-    }
-}

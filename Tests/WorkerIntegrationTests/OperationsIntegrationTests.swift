@@ -268,6 +268,36 @@ struct OperationsIntegrationTests {
         #expect(worker.log.contains("request ok") && worker.log.contains("request_id=m-1"), "\(worker.log)")
     }
 
+    /// SIGTERM at any moment of start-up (loading, warm-up, joining the group) ends the worker
+    /// promptly: with exit 0 once the handler is installed, by the signal before that; never a
+    /// worker that keeps running.
+    @Test(.timeLimit(.minutes(3)))
+    func sigtermDuringStartUpIsNeverLost() async throws {
+        let broker = try await TansuBroker.start()
+        defer { broker.stop() }
+        let dir = try TemporaryDirectory()
+        try Self.writeStore(dir, entries: 4)
+        try WorkerHarness.writeWeightsAndConfig(dir, inference: "")
+        try await WorkerHarness.createTopics(broker.bootstrapServers)
+        for delay in [0.05, 0.2, 0.4, 0.7, 1.0, 1.5, 2.5] {
+            let worker = try WorkerHarness.startWorker(dir, bootstrap: broker.bootstrapServers, group: "startup")
+            try await Task.sleep(for: .milliseconds(Int(delay * 1000)))
+            worker.process.terminate()
+            let ended = try await blocking { () -> Bool in
+                let deadline = Date().addingTimeInterval(30)
+                while worker.process.isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.05) }
+                return !worker.process.isRunning
+            }
+            if !ended { kill(worker.process.processIdentifier, SIGKILL) }
+            #expect(ended, "SIGTERM \(delay) s after start was lost: \(worker.log)")
+            if ended {
+                let byHandler = worker.process.terminationReason == .exit && worker.process.terminationStatus == 0
+                let bySignal = worker.process.terminationReason == .uncaughtSignal && worker.process.terminationStatus == SIGTERM
+                #expect(byHandler || bySignal, "\(worker.process.terminationReason) \(worker.process.terminationStatus): \(worker.log)")
+            }
+        }
+    }
+
     /// A request that runs longer than max.poll.interval.ms (here 3 s) and longer than the stall
     /// timeout (1 s): the watchdog pings stop while the executor is stuck on it and /healthz
     /// fails, then both recover; the poll loop keeps the consumer in its group (no revocation)
