@@ -25,7 +25,7 @@ struct AtLeastOnceTests {
         try dir.write("w.safetensors", try SafeTensors.serialize(model.namedTensors, metadata: WeightsFile.metadata(for: .v1)))
         try await WorkerHarness.createTopics(bootstrap, requestPartitions: 1)
         let port = try Ops.freePort()
-        let first = try Ops.startServe(dir, bootstrap: bootstrap, group: "ack", metricsPort: port, environment: [:])
+        let first = try Ops.startServe(dir, bootstrap: bootstrap, group: "ack", metricsPort: port)
         defer { if first.process.isRunning { kill(first.process.processIdentifier, SIGKILL) } }
         try await waitUntil(seconds: 90) { Ops.get(port: port, "/readyz")?.status == 200 }
 
@@ -48,7 +48,7 @@ struct AtLeastOnceTests {
         #expect((committed[0] ?? -1) < 1, "offset committed without an acknowledged result: \(committed)")
 
         // After a restart the request is processed again and committed.
-        let second = try Ops.startServe(dir, bootstrap: bootstrap, group: "ack", metricsPort: try Ops.freePort(), environment: [:])
+        let second = try Ops.startServe(dir, bootstrap: bootstrap, group: "ack", metricsPort: try Ops.freePort())
         defer { if second.process.isRunning { second.process.terminate() } }
         try await waitUntil(seconds: 120) { second.log.contains("request ok") && second.log.contains("request_id=ack-1") }
         let results = try await Ops.read(bootstrap, topics: ["universeg.results"], seconds: 20) { $0.count >= 1 }

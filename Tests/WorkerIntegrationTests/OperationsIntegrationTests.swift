@@ -61,66 +61,25 @@ struct OperationsIntegrationTests {
         try dir.write("store/blobs/LATEST", Array("1".utf8))
     }
 
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
-                bind(fd, p, length)
-                return getsockname(fd, p, &length)
-            }
-        }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
+    static func freePort() throws -> Int { try LoopbackHTTP.freePort() }
 
-    /// GET http://127.0.0.1:port/path -> (status, body); nil when nothing answers.
-    static func get(port: Int, _ path: String) -> (status: Int, body: String)? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else { return nil }
-        let request = Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".utf8)
-        _ = request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-        var response: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            response += buffer[0..<n]
-        }
-        let text = String(decoding: response, as: UTF8.self)
-        guard text.hasPrefix("HTTP/1.1 "), let status = Int(text.dropFirst(9).prefix(3)),
-              let split = text.range(of: "\r\n\r\n") else { return nil }
-        return (status, String(text[split.upperBound...]))
-    }
+    static func get(port: Int, _ path: String) -> (status: Int, body: String)? { LoopbackHTTP.get(port: port, path) }
 
+    /// `serve` with its Prometheus endpoint on `metricsPort`.
     static func startServe(_ dir: TemporaryDirectory, bootstrap: String, group: String, metricsPort: Int,
-                           environment: [String: String]) throws -> WorkerHarness.Worker {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: WorkerHarness.executable)
-        process.arguments = ["serve", "--config", dir.path + "/config.json", "--brokers", bootstrap, "--group", group,
-                             "--store", "file://" + dir.path + "/store", "--weights", dir.path + "/w.safetensors",
-                             "--metrics-address", "127.0.0.1:\(metricsPort)"]
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
-        let logPath = dir.path + "/worker-\(UUID().uuidString.prefix(8)).log"
-        guard FileManager.default.createFile(atPath: logPath, contents: nil), let log = FileHandle(forWritingAtPath: logPath) else {
-            throw CocoaError(.fileWriteUnknown)
-        }
-        process.standardError = log
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        try log.close()
-        return WorkerHarness.Worker(process: process, logPath: logPath)
+                           environment: [String: String] = [:]) throws -> WorkerHarness.Worker {
+        try WorkerHarness.startWorker(dir, bootstrap: bootstrap, group: group,
+                                      arguments: ["--metrics-address", "127.0.0.1:\(metricsPort)"], environment: environment)
+    }
+
+    /// `serve` as systemd runs it: a notify socket (bound by the test) and a watchdog interval.
+    static func startNotified(_ dir: TemporaryDirectory, bootstrap: String, group: String, watchdogMicroseconds: Int)
+        throws -> (NotifyCollector, WorkerHarness.Worker, port: Int) {
+        let notify = try NotifyCollector(path: dir.path + "/notify.sock")
+        let port = try freePort()
+        let worker = try startServe(dir, bootstrap: bootstrap, group: group, metricsPort: port, environment: [
+            "NOTIFY_SOCKET": notify.listener.path, "WATCHDOG_USEC": String(watchdogMicroseconds)])
+        return (notify, worker, port)
     }
 
     /// Runs a `universeg-worker` command to completion: (exit status, stdout, stderr).
@@ -215,11 +174,8 @@ struct OperationsIntegrationTests {
              "metrics": {"interval_s": 1}}
             """.utf8))
         try await WorkerHarness.createTopics(bootstrap)
-        let notify = try NotifyCollector(path: dir.path + "/notify.sock")
+        let (notify, worker, port) = try Self.startNotified(dir, bootstrap: bootstrap, group: "ops", watchdogMicroseconds: 400_000)
         defer { notify.stop() }
-        let port = try Self.freePort()
-        let worker = try Self.startServe(dir, bootstrap: bootstrap, group: "ops", metricsPort: port,
-                                         environment: ["NOTIFY_SOCKET": notify.listener.path, "WATCHDOG_USEC": "400000"])
         defer { if worker.process.isRunning { worker.process.terminate() } }
 
         #expect(try await notify.wait(for: "READY=1", seconds: 60), "\(worker.log)")
@@ -318,11 +274,8 @@ struct OperationsIntegrationTests {
              "inference": {"stall_timeout_s": 1, "drain_timeout_s": 60}}
             """.utf8))
         try await WorkerHarness.createTopics(bootstrap)
-        let notify = try NotifyCollector(path: dir.path + "/notify.sock")
+        let (notify, worker, port) = try Self.startNotified(dir, bootstrap: bootstrap, group: "long", watchdogMicroseconds: 500_000)
         defer { notify.stop() }
-        let port = try Self.freePort()
-        let worker = try Self.startServe(dir, bootstrap: bootstrap, group: "long", metricsPort: port,
-                                         environment: ["NOTIFY_SOCKET": notify.listener.path, "WATCHDOG_USEC": "500000"])
         defer { if worker.process.isRunning { worker.process.terminate() } }
         #expect(try await notify.wait(for: "READY=1", seconds: 90), "\(worker.log)")
 
@@ -385,7 +338,7 @@ struct OperationsIntegrationTests {
         }
         let start = Int64(Date().timeIntervalSince1970 * 1000) - 1000
         let port = try Self.freePort()
-        let worker = try Self.startServe(dir, bootstrap: bootstrap, group: "enq", metricsPort: port, environment: [:])
+        let worker = try Self.startServe(dir, bootstrap: bootstrap, group: "enq", metricsPort: port)
         defer { if worker.process.isRunning { worker.process.terminate() } }
 
         let (status, out, err) = try await Self.runCommand([

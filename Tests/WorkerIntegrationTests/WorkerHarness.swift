@@ -38,12 +38,17 @@ enum WorkerHarness {
         var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
     }
 
-    /// Starts `serve` with `dir/config.json`, the store `dir/store` and the weights `dir/w.safetensors`.
-    static func startWorker(_ dir: TemporaryDirectory, bootstrap: String, group: String) throws -> Worker {
+    /// Starts `serve` with `dir/config.json`, the store `dir/store` and the weights `dir/w.safetensors`,
+    /// plus `arguments`, with `environment` added to the test's own.
+    static func startWorker(_ dir: TemporaryDirectory, bootstrap: String, group: String, arguments: [String] = [],
+                            environment: [String: String] = [:]) throws -> Worker {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = ["serve", "--config", dir.path + "/config.json", "--brokers", bootstrap, "--group", group,
-                             "--store", "file://" + dir.path + "/store", "--weights", dir.path + "/w.safetensors"]
+                             "--store", "file://" + dir.path + "/store", "--weights", dir.path + "/w.safetensors"] + arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+        }
         let logPath = dir.path + "/worker-\(UUID().uuidString.prefix(8)).log"
         guard FileManager.default.createFile(atPath: logPath, contents: nil), let log = FileHandle(forWritingAtPath: logPath) else {
             throw CocoaError(.fileWriteUnknown)
