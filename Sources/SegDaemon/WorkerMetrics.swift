@@ -48,7 +48,7 @@ public final class WorkerMetrics: Sendable {
         registry.set(Self.model, [("name", modelName), ("sha256", modelSHA256)], 1)
         registry.set(Self.ready, 0)
         registry.set(Self.healthy, 1)
-        for outcome in ["ok"] { registry.add(Self.requests, [("outcome", outcome), ("code", "")], 0) }
+        registry.add(Self.requests, [("outcome", "ok"), ("code", "")], 0)  // the ok series exists from the start
     }
 
     func finished(_ outcome: RequestProcessor.Outcome) {
