@@ -19,7 +19,7 @@ struct AtLeastOnceTests {
         let bootstrap = broker.bootstrapServers
         let dir = try TemporaryDirectory()
         try Ops.writeStore(dir, entries: 64)
-        // v1 network, N=64, K=4: inference takes long enough to freeze the broker while it runs.
+        // v1 network, four passes of N=48: inference takes long enough to freeze the broker while it runs.
         let model = try UniverSeg.randomlyInitialized(.v1, seed: 5)
         try WorkerHarness.writeWeightsAndConfig(dir, inference: "")  // config.json (short Kafka timeouts)
         try dir.write("w.safetensors", try SafeTensors.serialize(model.namedTensors, metadata: WeightsFile.metadata(for: .v1)))
@@ -29,7 +29,7 @@ struct AtLeastOnceTests {
         defer { if first.process.isRunning { kill(first.process.processIdentifier, SIGKILL) } }
         try await waitUntil(seconds: 90) { Ops.get(port: port, "/readyz")?.status == 200 }
 
-        try await Ops.produce(bootstrap, [("ack-1", try Ops.request(id: "ack-1", seed: 2, options: #"{"support_size":64,"ensemble":4}"#))])
+        try await Ops.produce(bootstrap, [("ack-1", try Ops.request(id: "ack-1", seed: 2, options: #"{"support_size":48,"ensemble":4}"#))])
         // The request is taken (in flight) -> freeze the broker before inference ends.
         try await waitUntil(seconds: 60) {
             Ops.get(port: port, "/metrics")?.body.contains("universeg_in_flight_requests 1") ?? false
