@@ -21,6 +21,20 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+// The kernels' SIMD code (Winograd transforms, resampling) is compiled for x86-64 CPUs with AVX2
+// and FMA (Intel Haswell, 2013, and later; every AMD Zen): 256-bit vectors instead of SSE2's 128.
+// `universeg-worker` checks the CPU at start and refuses to run, with a message, where they are
+// missing. UNIVERSEG_PORTABLE_KERNELS=1 at build time builds for any x86-64 CPU instead.
+let kernelsNeedAVX2: Bool = {
+    #if arch(x86_64)
+    return Context.environment["UNIVERSEG_PORTABLE_KERNELS"] != "1"
+    #else
+    return false
+    #endif
+}()
+let kernelCPUSettings: [SwiftSetting] =
+    kernelsNeedAVX2 ? [.unsafeFlags(["-target-cpu", "haswell"]), .define("UNIVERSEG_KERNELS_AVX2")] : []
+
 let package = Package(
     name: "universeg-worker",
     platforms: [.macOS(.v15)],
@@ -39,7 +53,7 @@ let package = Package(
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
 
         // MARK: Compute
-        .target(name: "SegKernels", dependencies: ["COpenBLAS"], swiftSettings: swiftSettings),
+        .target(name: "SegKernels", dependencies: ["COpenBLAS"], swiftSettings: swiftSettings + kernelCPUSettings),
         .target(name: "SegModel", dependencies: ["SegKernels"], swiftSettings: swiftSettings),
 
         // MARK: I/O and platform
@@ -48,7 +62,8 @@ let package = Package(
         .target(
             name: "SegPlatform",
             dependencies: ["CRdKafka", "CSystemd", "CLibPNG", "SegKernels"],
-            swiftSettings: swiftSettings
+            // Only the define: this module checks the CPU before any kernel runs.
+            swiftSettings: swiftSettings + (kernelsNeedAVX2 ? [.define("UNIVERSEG_KERNELS_AVX2")] : [])
         ),
 
         // MARK: Operations (journald/stderr logging, systemd notify, Prometheus registry and endpoint)
@@ -112,7 +127,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "WorkerCLITests", dependencies: ["UniverSegWorker", "SegIO", "SegModel", "SegTesting"],
+            name: "WorkerCLITests", dependencies: ["UniverSegWorker", "SegIO", "SegModel", "SegPlatform", "SegTesting"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -352,6 +352,14 @@ def scale(args):
     return report
 
 
+def run_bench(args, threads):
+    """Median ms of one forward pass of the shipped weights at support size N (`bench`)."""
+    out = subprocess.run([BIN, "bench", "--weights", os.path.join(ROOT, "Config/models/universeg-cpu.safetensors"),
+                          "--sizes", str(args.support_size), "--threads", str(threads), "--repeats", "20", "--json"],
+                         check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    return json.loads(out)["median_ms"]
+
+
 def overload(args):
     work = tempfile.mkdtemp(prefix="universeg-overload-")
     env = worker_env()
@@ -362,7 +370,8 @@ def overload(args):
     broker.create([(topics[0], 2)] + [(t, 1) for t in topics[1:]])
     report = {"command": " ".join(sys.argv), "sample": sample_note, "options": options}
     try:
-        cores = os.cpu_count() or 2
+        cores = args.threads or os.cpu_count() or 2
+        bench_before = run_bench(args, cores)
         w = Worker(env, broker, "ol", topics, store, work, threads=cores,
                    extra_props={"max.poll.interval.ms": "30000", "session.timeout.ms": "10000"})
         w.wait_ready()
@@ -400,16 +409,15 @@ def overload(args):
         status = w.terminate()
         log = w.read_log()
         done = reader.answered() - len(calib)
-        # bench: the same N and K through the engine alone.
-        bench = json.loads(subprocess.run([BIN, "bench", "--weights", os.path.join(ROOT, "Config/models/universeg-cpu.safetensors"),
-                                           "--sizes", str(args.support_size), "--threads", str(cores), "--repeats", "5", "--json"],
-                                          check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
-        bench_ms = bench.get("median_ms") or bench.get("ms")
+        # bench: the same N and K (and threads) through the engine alone, before and after the run.
+        bench_after = run_bench(args, cores)
+        bench_ms = (bench_before + bench_after) / 2
         bench_rate = 1000.0 / (bench_ms * args.ensemble)
         throughput = done / elapsed
         report.update({
             "calibration_rate": round(rate, 2), "queued": n, "processed": done, "seconds": round(elapsed, 1),
-            "throughput_per_s": round(throughput, 2), "bench_ms_per_forward": bench_ms,
+            "threads": cores, "throughput_per_s": round(throughput, 2),
+            "bench_ms_per_forward": round(bench_ms, 2), "bench_ms_before_after": [bench_before, bench_after],
             "bench_rate_per_s": round(bench_rate, 2), "throughput_vs_bench": round(throughput / bench_rate, 3),
             "peak_rss_mib": round(w.peak_rss / 2**20, 1), "max_rss_sample_mib": round(max(rss) / 2**20, 1) if rss else None,
             "max_paused_partitions": paused_seen, "paused_final": re.search(r"^universeg_paused_partitions (\d+)", final, re.M).group(1),
@@ -435,6 +443,7 @@ def main():
     o.add_argument("--support-size", type=int, default=32)
     o.add_argument("--ensemble", type=int, default=2)
     o.add_argument("--calibration", type=int, default=20)
+    o.add_argument("--threads", type=int, default=0, help="inference.threads of the worker and bench (default: all cores)")
     o.add_argument("--out")
     args = ap.parse_args()
     report = scale(args) if args.mode == "scale" else overload(args)

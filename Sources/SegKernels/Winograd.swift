@@ -83,16 +83,25 @@ public enum Winograd {
         Parallel.forEachChunk(cin, maxChunks: threads) { _, channels in
             for c in channels {
                 let plane = padded + c * ph * pw
-                plane.update(repeating: 0, count: ph * pw)
+                // Only the border is zeroed: the interior is overwritten by the copy.
+                plane.update(repeating: 0, count: pw)
                 for y in 0..<height {
-                    (plane + (y + 1) * pw + 1).update(from: input + (c * height + y) * width, count: width)
+                    let row = plane + (y + 1) * pw
+                    row[0] = 0
+                    (row + 1).update(from: input + (c * height + y) * width, count: width)
+                    (row + 1 + width).update(repeating: 0, count: pw - 1 - width)
                 }
+                (plane + (height + 1) * pw).update(repeating: 0, count: (ph - height - 1) * pw)
             }
         }
         let v = scratch + cin * ph * pw
         let maxTiles = rowsPerBand * tilesX
         let m = v + 16 * (cin * maxTiles + planePad)
         let hw = height * width
+        // The products accumulate into M (beta 1), which is all zero here and is zeroed again
+        // by the output transform as it reads each band: OpenBLAS then skips its separate pass
+        // that clears C before every beta-0 product.
+        m.update(repeating: 0, count: 16 * (cout * maxTiles + planePad))
         filter.u.withUnsafeBufferPointer { uBuffer in
             let u = uBuffer.baseAddress!
             var ty0 = 0
@@ -105,7 +114,7 @@ public enum Winograd {
                 // The 16 products are independent: with one-thread BLAS they run side by side.
                 BLAS.forEachIndependent(16, threads: threads) { k in
                     BLAS.sgemm(m: cout, n: tiles, k: cin, a: u + k * cout * cin, lda: cin,
-                               b: v + k * vStride, ldb: tiles, beta: 0, c: m + k * mStride, ldc: tiles)
+                               b: v + k * vStride, ldb: tiles, beta: 1, c: m + k * mStride, ldc: tiles)
                 }
                 outputTransform(m: m, channels: cout, tiles: tiles, tileRowStart: ty0, tileRowEnd: ty1,
                                 tilesX: tilesX, height: height, width: width, bias: bias, output: output,
@@ -215,13 +224,14 @@ public enum Winograd {
     /// Output transform of eight full tiles (2x2 outputs each, all inside the image) whose
     /// 16 transformed values start at `mo` (planes `kStride` apart); writes rows `p0` and `p0 + width`.
     @inline(__always)
-    static func outputTransform8(_ mo: UnsafePointer<Float>, kStride: Int, bias: Float, p0: UnsafeMutablePointer<Float>,
+    static func outputTransform8(_ mo: UnsafeMutablePointer<Float>, kStride: Int, bias: Float, p0: UnsafeMutablePointer<Float>,
                                  width: Int, accumulate: Bool, leaky: Bool, slope: Float) {
         @inline(__always) func at(_ k: Int) -> SIMD8<Float> { load8(mo + k * kStride) }
         let m0 = at(0), m1 = at(1), m2 = at(2), m3 = at(3)
         let m4 = at(4), m5 = at(5), m6 = at(6), m7 = at(7)
         let m8 = at(8), m9 = at(9), m10 = at(10), m11 = at(11)
         let m12 = at(12), m13 = at(13), m14 = at(14), m15 = at(15)
+        for k in 0..<16 { store8(SIMD8<Float>(), mo + k * kStride) }
         let s00 = m0 + m4 + m8, s01 = m1 + m5 + m9, s02 = m2 + m6 + m10, s03 = m3 + m7 + m11
         let s10 = m4 - m8 - m12, s11 = m5 - m9 - m13, s12 = m6 - m10 - m14, s13 = m7 - m11 - m15
         let b = SIMD8<Float>(repeating: bias)
@@ -245,7 +255,8 @@ public enum Winograd {
         UnsafeMutableRawPointer(p1).storeBytes(of: bottom, as: SIMD16<Float>.self)
     }
 
-    static func outputTransform(m: UnsafePointer<Float>, channels: Int, tiles: Int, tileRowStart: Int, tileRowEnd: Int,
+    /// Also zeroes the values of M it reads (see `conv3x3`).
+    static func outputTransform(m: UnsafeMutablePointer<Float>, channels: Int, tiles: Int, tileRowStart: Int, tileRowEnd: Int,
                                 tilesX: Int, height: Int, width: Int, bias: UnsafePointer<Float>?,
                                 output: UnsafeMutablePointer<Float>, planeStride: Int, accumulate: Bool,
                                 activation: Activation, threads: Int) {
@@ -281,6 +292,7 @@ public enum Winograd {
                     let s02 = at(2) + at(6) + at(10), s03 = at(3) + at(7) + at(11)
                     let s10 = at(4) - at(8) - at(12), s11 = at(5) - at(9) - at(13)
                     let s12 = at(6) - at(10) - at(14), s13 = at(7) - at(11) - at(15)
+                    for k in 0..<16 { mo[k * kStride + t] = 0 }
                     // (Aᵀ M) A: columns.
                     var y00 = s00 + s01 + s02 + b, y01 = s01 - s02 - s03 + b
                     var y10 = s10 + s11 + s12 + b, y11 = s11 - s12 - s13 + b

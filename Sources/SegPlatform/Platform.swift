@@ -21,6 +21,31 @@ public enum Platform {
     /// Number of CPUs this process may run on.
     public static var availableCores: Int { ProcessInfo.processInfo.activeProcessorCount }
 
+    /// CPU features the kernels were compiled for (empty for a portable build).
+    public static var kernelCPUFeatures: [String] {
+        #if UNIVERSEG_KERNELS_AVX2
+        return ["avx2", "fma"]
+        #else
+        return []
+        #endif
+    }
+
+    /// The features of `kernelCPUFeatures` this CPU lacks, from the `flags` line of
+    /// /proc/cpuinfo (empty when all are present or when /proc/cpuinfo cannot be read).
+    public static func missingKernelCPUFeatures(cpuinfo path: String = "/proc/cpuinfo") -> [String] {
+        let required = kernelCPUFeatures
+        guard !required.isEmpty, let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        return missingFeatures(required, cpuinfo: text)
+    }
+
+    /// The entries of `required` that the first `flags` line of a /proc/cpuinfo text lacks.
+    public static func missingFeatures(_ required: [String], cpuinfo text: String) -> [String] {
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
+              let colon = line.firstIndex(of: ":") else { return [] }
+        let flags = Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
+        return required.filter { !flags.contains($0) }
+    }
+
     /// Peak resident set size of this process (VmHWM), in bytes; nil where /proc is unavailable.
     public static var peakResidentBytes: Int? { statusField("VmHWM:") }
 

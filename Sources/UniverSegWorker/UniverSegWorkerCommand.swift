@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import SegPlatform
 
 @main
 struct UniverSegWorkerCommand: ParsableCommand {
@@ -12,6 +14,18 @@ struct UniverSegWorkerCommand: ParsableCommand {
         version: WorkerVersion.string,
         subcommands: [ServeCommand.self, EnqueueCommand.self, ReplayCommand.self, SegmentCommand.self, EvalCommand.self, BenchCommand.self, SampleCommand.self, VersionCommand.self]
     )
+
+    /// Refuses to start on a CPU without the instructions the kernels were compiled for,
+    /// before any kernel code runs (the alternative is SIGILL in the middle of a request).
+    static func main() {
+        let missing = Platform.missingKernelCPUFeatures()
+        if !missing.isEmpty {
+            FileHandle.standardError.write(Data(("universeg-worker: this CPU lacks \(missing.joined(separator: ", ")), "
+                + "which this build's kernels need; rebuild with UNIVERSEG_PORTABLE_KERNELS=1 swift build -c release\n").utf8))
+            Foundation.exit(1)
+        }
+        Self.main(nil)
+    }
 }
 
 enum WorkerVersion {

@@ -10,6 +10,8 @@ struct VersionCommand: ParsableCommand {
         print("librdkafka \(Platform.rdkafkaVersion)")
         print("libpng \(Platform.libpngVersion)")
         print("OpenBLAS \(Platform.openBLAS)")
+        let features = Platform.kernelCPUFeatures
+        print("kernels: \(features.isEmpty ? "portable x86-64 / native" : "compiled for " + features.joined(separator: "+").uppercased())")
         print("systemd booted: \(Platform.bootedWithSystemd ? "yes" : "no")")
     }
 }

@@ -160,6 +160,32 @@ import Testing
         }
     }
 
+    /// The products accumulate into a transform buffer that each call clears once and the output
+    /// transform clears as it reads: one scratch buffer, reused by calls of different shapes and
+    /// band sizes (the last band of each smaller than the others), must give exact results every time.
+    @Test func winogradScratchIsReusedAcrossShapesAndBands() {
+        let shapes = [(16, 24, 13, 18, 3), (8, 8, 9, 7, 5), (16, 24, 13, 18, 7), (24, 16, 6, 31, 2)]
+        let count = shapes.map { Winograd.scratchCount(inChannels: $0.0, outChannels: $0.1, height: $0.2, width: $0.3,
+                                                        bandTiles: $0.4) }.max()!
+        var scratch = [Float](repeating: .nan, count: count)
+        for (index, (cin, cout, h, w, band)) in shapes.enumerated() {
+            var rng = TestRandom(UInt64(100 + index))
+            let x = rng.floats(cin * h * w)
+            let weight = rng.floats(cout * cin * 9, scale: 0.5)
+            let bias = rng.floats(cout)
+            let expected = Naive.conv3x3(x, cin: cin, h: h, w: w, weight: weight, cout: cout, bias: bias)
+            let filter = weight.withUnsafeBufferPointer {
+                Winograd.Filter(weight: $0.baseAddress!, rowStride: cin * 9, inChannels: cin, outChannels: cout)
+            }
+            var out = [Float](repeating: .nan, count: cout * h * w)
+            bias.withUnsafeBufferPointer { bp in
+                Winograd.conv3x3(input: x, height: h, width: w, filter: filter, bias: bp.baseAddress!, output: &out,
+                                 scratch: &scratch, scratchCapacity: count, bandTiles: band)
+            }
+            #expect(relativeError(out, expected) < 1e-5, "call \(index)")
+        }
+    }
+
     @Test func winogradAccumulatesOnAWeightSliceWithActivation() {
         let c = SliceAccumulateCase(cin: 6, totalChannels: 10, firstChannel: 4, cout: 5, h: 7, w: 8, seed: 77)
         let (cin, total, cout, h, w, x, full, start, offset, expected) =
