@@ -3,7 +3,7 @@
 
     source Scripts/lib/kafka-runtime.sh && ensure_kafka_runtime
     python3 Scripts/loadtest.py scale    [--requests 2000] [--throughput-requests 300]
-    python3 Scripts/loadtest.py overload [--factor 10] [--support-size 64] [--ensemble 2]
+    python3 Scripts/loadtest.py overload [--factor 10] [--support-size 32] [--ensemble 2] [--threads T]
 
 scale:    throughput with 1, 2 and 3 workers (one consumer group, 6 request partitions), then the
           chaos run: 3 workers, --requests requests; during the run SIGKILL one worker and restart
@@ -13,7 +13,8 @@ scale:    throughput with 1, 2 and 3 workers (one consumer group, 6 request part
 overload: one worker; measures its rate on a calibration batch, then queues --factor times what it
           handles in a minute and checks: peak RSS, partitions paused and resumed (from its log and
           /metrics), no eviction from the group (no revocation), throughput against `bench` for
-          the same N and K (one forward pass per K at support size N, plus per-request I/O).
+          the same N, K and threads (one forward pass per K at support size N, plus per-request
+          I/O; `bench` runs before and after the load, the mean of the two medians is used).
 
 Needs: the release build (.build/release/universeg-worker, built with Scripts/test or Scripts/demo),
 confluent-kafka and the Tansu binary ($UNIVERSEG_TANSU_BIN), both from Scripts/lib/kafka-runtime.sh.
