@@ -32,8 +32,7 @@ let kernelsNeedAVX2: Bool = {
     return false
     #endif
 }()
-let kernelCPUSettings: [SwiftSetting] =
-    kernelsNeedAVX2 ? [.unsafeFlags(["-target-cpu", "haswell"]), .define("UNIVERSEG_KERNELS_AVX2")] : []
+let kernelCPUSettings: [SwiftSetting] = kernelsNeedAVX2 ? [.unsafeFlags(["-target-cpu", "haswell"])] : []
 
 let package = Package(
     name: "universeg-worker",
@@ -62,7 +61,7 @@ let package = Package(
         .target(
             name: "SegPlatform",
             dependencies: ["CRdKafka", "CSystemd", "CLibPNG", "SegKernels"],
-            // Only the define: this module checks the CPU before any kernel runs.
+            // Not compiled for AVX2 itself: this module checks the CPU before any kernel runs.
             swiftSettings: swiftSettings + (kernelsNeedAVX2 ? [.define("UNIVERSEG_KERNELS_AVX2")] : [])
         ),
 

@@ -11,7 +11,7 @@ struct VersionCommand: ParsableCommand {
         print("libpng \(Platform.libpngVersion)")
         print("OpenBLAS \(Platform.openBLAS)")
         let features = Platform.kernelCPUFeatures
-        print("kernels: \(features.isEmpty ? "portable x86-64 / native" : "compiled for " + features.joined(separator: "+").uppercased())")
+        print("kernels: \(features.isEmpty ? "baseline instruction set (portable build)" : "compiled for " + features.joined(separator: "+").uppercased())")
         print("systemd booted: \(Platform.bootedWithSystemd ? "yes" : "no")")
     }
 }
