@@ -85,8 +85,9 @@ def main() -> int:
         extra["validation_dice_mean"] = f"{val:.2f}"
     args.output.parent.mkdir(parents=True, exist_ok=True)
     input_size = args.input_size or cfg["input_size"]
-    if input_size < 16 or input_size % 8 != 0:
-        print(f"error: --input-size {input_size}: must be a multiple of 8, at least 16", file=sys.stderr)
+    divisor = 2 ** (len(cfg["encoder_widths"]) - 1)  # the encoder halves the size at each level
+    if input_size < divisor or input_size % divisor != 0:
+        print(f"error: --input-size {input_size}: must be a positive multiple of {divisor}", file=sys.stderr)
         return 1
     meta = save_model(args.output, model, input_size=input_size, dtype=args.dtype, **extra)
     size = args.output.stat().st_size

@@ -140,23 +140,11 @@ import Testing
     @Test(arguments: [(1, 1, 1, 1), (3, 4, 2, 2), (8, 5, 7, 9), (16, 16, 16, 16), (5, 9, 13, 3), (64, 64, 12, 20)])
     func winogradMatchesNaiveConvolution(shape: (Int, Int, Int, Int)) {
         let (cin, cout, h, w) = shape
-        var rng = TestRandom(UInt64(cin * 7 + cout * 5 + h * 3 + w))
-        let x = rng.floats(cin * h * w)
-        let weight = rng.floats(cout * cin * 9, scale: 0.5)
-        let bias = rng.floats(cout)
-        let expected = Naive.conv3x3(x, cin: cin, h: h, w: w, weight: weight, cout: cout, bias: bias)
-        let filter = weight.withUnsafeBufferPointer {
-            Winograd.Filter(weight: $0.baseAddress!, rowStride: cin * 9, inChannels: cin, outChannels: cout)
-        }
         for band in [1, 3, 1024] {
-            let count = Winograd.scratchCount(inChannels: cin, outChannels: cout, height: h, width: w, bandTiles: band)
-            var scratch = [Float](repeating: .nan, count: count)
-            var out = [Float](repeating: .nan, count: cout * h * w)
-            bias.withUnsafeBufferPointer { bp in
-                Winograd.conv3x3(input: x, height: h, width: w, filter: filter, bias: bp.baseAddress!, output: &out,
-                                 scratch: &scratch, scratchCapacity: count, bandTiles: band)
-            }
-            #expect(relativeError(out, expected) < 1e-5, "band \(band)")
+            var scratch = [Float](repeating: .nan, count: Winograd.scratchCount(
+                inChannels: cin, outChannels: cout, height: h, width: w, bandTiles: band))
+            expectMatchesNaive(cin: cin, cout: cout, h: h, w: w, band: band, seed: UInt64(cin * 7 + cout * 5 + h * 3 + w),
+                               scratch: &scratch, "band \(band)")
         }
     }
 
@@ -169,21 +157,30 @@ import Testing
                                                         bandTiles: $0.4) }.max()!
         var scratch = [Float](repeating: .nan, count: count)
         for (index, (cin, cout, h, w, band)) in shapes.enumerated() {
-            var rng = TestRandom(UInt64(100 + index))
-            let x = rng.floats(cin * h * w)
-            let weight = rng.floats(cout * cin * 9, scale: 0.5)
-            let bias = rng.floats(cout)
-            let expected = Naive.conv3x3(x, cin: cin, h: h, w: w, weight: weight, cout: cout, bias: bias)
-            let filter = weight.withUnsafeBufferPointer {
-                Winograd.Filter(weight: $0.baseAddress!, rowStride: cin * 9, inChannels: cin, outChannels: cout)
-            }
-            var out = [Float](repeating: .nan, count: cout * h * w)
-            bias.withUnsafeBufferPointer { bp in
-                Winograd.conv3x3(input: x, height: h, width: w, filter: filter, bias: bp.baseAddress!, output: &out,
-                                 scratch: &scratch, scratchCapacity: count, bandTiles: band)
-            }
-            #expect(relativeError(out, expected) < 1e-5, "call \(index)")
+            expectMatchesNaive(cin: cin, cout: cout, h: h, w: w, band: band, seed: UInt64(100 + index),
+                               scratch: &scratch, "call \(index)")
         }
+    }
+
+    /// Seeded random input, weights and bias of one shape through `Winograd.conv3x3` (bias, no
+    /// activation) with the given scratch, compared with the naive convolution.
+    private func expectMatchesNaive(cin: Int, cout: Int, h: Int, w: Int, band: Int, seed: UInt64,
+                                    scratch: inout [Float], _ comment: Comment) {
+        var rng = TestRandom(seed)
+        let x = rng.floats(cin * h * w)
+        let weight = rng.floats(cout * cin * 9, scale: 0.5)
+        let bias = rng.floats(cout)
+        let expected = Naive.conv3x3(x, cin: cin, h: h, w: w, weight: weight, cout: cout, bias: bias)
+        let filter = weight.withUnsafeBufferPointer {
+            Winograd.Filter(weight: $0.baseAddress!, rowStride: cin * 9, inChannels: cin, outChannels: cout)
+        }
+        var out = [Float](repeating: .nan, count: cout * h * w)
+        let capacity = scratch.count
+        bias.withUnsafeBufferPointer { bp in
+            Winograd.conv3x3(input: x, height: h, width: w, filter: filter, bias: bp.baseAddress!, output: &out,
+                             scratch: &scratch, scratchCapacity: capacity, bandTiles: band)
+        }
+        #expect(relativeError(out, expected) < 1e-5, comment)
     }
 
     @Test func winogradAccumulatesOnAWeightSliceWithActivation() {
