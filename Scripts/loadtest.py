@@ -4,6 +4,7 @@
     source Scripts/lib/kafka-runtime.sh && ensure_kafka_runtime
     python3 Scripts/loadtest.py scale    [--requests 2000] [--throughput-requests 300]
     python3 Scripts/loadtest.py overload [--factor 10] [--support-size 32] [--ensemble 2] [--threads T]
+                                         [--worker-cpus LIST --aux-cpus LIST]
 
 scale:    throughput with 1, 2 and 3 workers (one consumer group, 6 request partitions), then the
           chaos run: 3 workers, --requests requests; during the run SIGKILL one worker and restart
@@ -15,6 +16,10 @@ overload: one worker; measures its rate on a calibration batch, then queues --fa
           /metrics), no eviction from the group (no revocation), throughput against `bench` for
           the same N, K and threads (one forward pass per K at support size N, plus per-request
           I/O; `bench` runs before and after the load, the mean of the two medians is used).
+          It also reports the CPU seconds the worker, the broker and this harness used during the
+          load. --worker-cpus pins the worker and `bench` to those CPUs (e.g. "1"), --aux-cpus
+          pins the broker and the harness (e.g. "0"), so that on a small machine the worker's
+          cores are not shared with the load generator, as with a broker on other machines.
 
 Needs: the release build (.build/release/universeg-worker, built with Scripts/test or Scripts/demo),
 confluent-kafka and the Tansu binary ($UNIVERSEG_TANSU_BIN), both from Scripts/lib/kafka-runtime.sh.
@@ -91,8 +96,10 @@ class Worker:
     """One `serve` process with its own config file, metrics port and log file."""
     count = 0
 
-    def __init__(self, env, broker, group, topics, store, workdir, threads=1, max_in_flight=1, extra_props=None):
+    def __init__(self, env, broker, group, topics, store, workdir, threads=1, max_in_flight=1, extra_props=None,
+                 cpus=None):
         Worker.count += 1
+        self.cpus = cpus
         self.name = f"w{Worker.count}"
         self.metrics_port = free_port()
         self.log_path = os.path.join(workdir, f"{self.name}.log")
@@ -114,7 +121,8 @@ class Worker:
 
     def start(self):
         self.log = open(self.log_path, "a")
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=self.log, env=self.env)
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=self.log, env=self.env,
+                                     preexec_fn=pin(self.cpus))
         self.started = time.time()
 
     def ready(self):
@@ -158,6 +166,39 @@ class Worker:
     def read_log(self):
         with open(self.log_path) as f:
             return f.read()
+
+
+def parse_cpus(text):
+    """"0,2-3" -> {0, 2, 3}; None or "" -> None (no pinning)."""
+    if not text:
+        return None
+    cpus = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def pin(cpus):
+    """A preexec_fn that pins the child (and every thread it starts) to `cpus`; None: no pinning."""
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds of a process (all its threads) so far, from /proc/PID/stat."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu_seconds():
+    t = os.times()
+    return t.user + t.system
 
 
 def sample_images(workdir, queries):
@@ -353,17 +394,20 @@ def scale(args):
     return report
 
 
-def run_bench(args, threads):
+def run_bench(args, threads, cpus=None):
     """Median ms of one forward pass of the shipped weights at support size N (`bench`)."""
     out = subprocess.run([BIN, "bench", "--weights", os.path.join(ROOT, "Config/models/universeg-cpu.safetensors"),
                           "--sizes", str(args.support_size), "--threads", str(threads), "--repeats", "20", "--json"],
-                         check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+                         check=True, capture_output=True, text=True, preexec_fn=pin(cpus)).stdout.strip().splitlines()[-1]
     return json.loads(out)["median_ms"]
 
 
 def overload(args):
     work = tempfile.mkdtemp(prefix="universeg-overload-")
     env = worker_env()
+    worker_cpus, aux_cpus = parse_cpus(args.worker_cpus), parse_cpus(args.aux_cpus)
+    if aux_cpus:
+        os.sched_setaffinity(0, aux_cpus)   # this harness, and the broker it starts, run there
     broker = Broker(work)
     store, images, sample_note = sample_images(work, 16)
     options = {"support_size": args.support_size, "ensemble": args.ensemble}
@@ -371,10 +415,10 @@ def overload(args):
     broker.create([(topics[0], 2)] + [(t, 1) for t in topics[1:]])
     report = {"command": " ".join(sys.argv), "sample": sample_note, "options": options}
     try:
-        cores = args.threads or os.cpu_count() or 2
-        bench_before = run_bench(args, cores)
+        cores = args.threads or (len(worker_cpus) if worker_cpus else os.cpu_count() or 2)
+        bench_before = run_bench(args, cores, worker_cpus)
         w = Worker(env, broker, "ol", topics, store, work, threads=cores,
-                   extra_props={"max.poll.interval.ms": "30000", "session.timeout.ms": "10000"})
+                   extra_props={"max.poll.interval.ms": "30000", "session.timeout.ms": "10000"}, cpus=worker_cpus)
         w.wait_ready()
         time.sleep(6)
         reader = ResultReader(broker.bootstrap, topics[1])
@@ -388,6 +432,7 @@ def overload(args):
         n = int(round(rate * 60 * args.factor))
         print(f"overload: calibration {rate:.2f} req/s -> queueing {n} requests ({args.factor}x a minute)", flush=True)
         ids = [f"ol-{i}" for i in range(n)]
+        cpu0 = {"worker": cpu_seconds(w.proc.pid), "broker": cpu_seconds(broker.proc.pid), "harness": own_cpu_seconds()}
         t1 = time.time()
         produce(broker.bootstrap, topics[0], ids, images, options)
         print(f"overload: {n} requests queued in {time.time() - t1:.1f} s", flush=True)
@@ -405,13 +450,16 @@ def overload(args):
             w.sample_rss()
             time.sleep(1)
         elapsed = reader.last - t1
+        wall = time.time() - t1
+        cpu1 = {"worker": cpu_seconds(w.proc.pid), "broker": cpu_seconds(broker.proc.pid), "harness": own_cpu_seconds()}
+        cpu_used = {k: round(cpu1[k] - cpu0[k], 1) for k in cpu0 if cpu0[k] is not None and cpu1[k] is not None}
         reader.stopped = True
         final = w.metrics()
         status = w.terminate()
         log = w.read_log()
         done = reader.answered() - len(calib)
         # bench: the same N and K (and threads) through the engine alone, before and after the run.
-        bench_after = run_bench(args, cores)
+        bench_after = run_bench(args, cores, worker_cpus)
         bench_ms = (bench_before + bench_after) / 2
         bench_rate = 1000.0 / (bench_ms * args.ensemble)
         throughput = done / elapsed
@@ -424,6 +472,9 @@ def overload(args):
             "max_paused_partitions": paused_seen, "paused_final": re.search(r"^universeg_paused_partitions (\d+)", final, re.M).group(1),
             "pause_log_lines": log.count("partitions paused"), "resume_log_lines": log.count("partitions resumed"),
             "revocations": log.count("partitions revoked"), "exit_status": status,
+            "worker_cpus": sorted(worker_cpus) if worker_cpus else "all", "aux_cpus": sorted(aux_cpus) if aux_cpus else "all",
+            "cpu_seconds": cpu_used, "cpu_wall_s": round(wall, 1),
+            "cpu_share_of_machine": {k: round(v / (wall * (os.cpu_count() or 1)), 3) for k, v in cpu_used.items()},
         })
         print(json.dumps(report, indent=1), flush=True)
     finally:
@@ -445,6 +496,8 @@ def main():
     o.add_argument("--ensemble", type=int, default=2)
     o.add_argument("--calibration", type=int, default=20)
     o.add_argument("--threads", type=int, default=0, help="inference.threads of the worker and bench (default: all cores)")
+    o.add_argument("--worker-cpus", help="pin the worker and bench to these CPUs, e.g. 1 or 2-3 (default: no pinning)")
+    o.add_argument("--aux-cpus", help="pin the broker and this harness to these CPUs, e.g. 0 (default: no pinning)")
     o.add_argument("--out")
     args = ap.parse_args()
     report = scale(args) if args.mode == "scale" else overload(args)

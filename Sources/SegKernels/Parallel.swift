@@ -40,6 +40,39 @@ public enum Parallel {
     }
 }
 
+extension Parallel {
+    /// Runs `body(worker, item)` once for every item in 0..<count on up to `maxWorkers` threads
+    /// (the caller chooses; `threadCount` is not applied here). Items are handed out in increasing order from a shared counter
+    /// (dynamic scheduling), so a thread that is held up (another process on its core) takes
+    /// fewer items instead of holding up the others. `worker` is in 0..<maxWorkers and no two
+    /// concurrent calls share it, so it can index per-thread scratch memory. Returns when every
+    /// item is done.
+    public static func forEachItem(_ count: Int, maxWorkers: Int, _ body: (_ worker: Int, _ item: Int) -> Void) {
+        let workers = min(maxWorkers, count)
+        if workers <= 1 {
+            for i in 0..<count { body(0, i) }
+            return
+        }
+        let next = Counter()
+        withoutActuallyEscaping(body) { body in
+            // Every item index is claimed exactly once, and `concurrentPerform` returns only
+            // after every iteration has finished, so sharing the closure is safe here.
+            let shared = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                while true {
+                    let item = next.value.wrappingAdd(1, ordering: .relaxed).oldValue
+                    if item >= count { break }
+                    shared.value(worker, item)
+                }
+            }
+        }
+    }
+}
+
+private final class Counter: Sendable {
+    let value = Atomic<Int>(0)
+}
+
 private struct UncheckedSendable<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }

@@ -22,6 +22,8 @@ public final class InferenceSession {
     public var useWinograd = true
     private let plan: Plan
     private var plannedEntries = 0
+    /// Lanes that work on support entries side by side in the current pass.
+    private var passWorkers = 1
     private let slope: Float = 0.01
 
     /// Scratch of one thread working on support entries; lane 0 also serves the query path.
@@ -30,8 +32,7 @@ public final class InferenceSession {
         let z = FloatBuffer()
         let entryOut = FloatBuffer()
         let vin = FloatBuffer()
-        let skipSum = FloatBuffer()
-        var buffers: [FloatBuffer] { [col, z, entryOut, vin, skipSum] }
+        var buffers: [FloatBuffer] { [col, z, entryOut, vin] }
     }
 
     // Scratch buffers (see `Plan` for their sizes).
@@ -46,6 +47,8 @@ public final class InferenceSession {
     private let vB = FloatBuffer()
     private let gathered = FloatBuffer()
     private let skipMean0 = FloatBuffer()
+    /// Partial sums of the level-0 support outputs, one per block of entries (see `level0Blocks`).
+    private var skipPartials: [FloatBuffer] = []
     private let skipU: [FloatBuffer]
     private let skipV: [FloatBuffer]
 
@@ -60,7 +63,7 @@ public final class InferenceSession {
     /// Bytes of scratch memory currently held by the session.
     public var workspaceBytes: Int {
         ([q, meanIn, meanPrev, uin, uA, uB, vA, vB, gathered, skipMean0] + skipU + skipV
-            + lanes.flatMap(\.buffers)).reduce(0) { $0 + $1.byteCount }
+            + skipPartials + lanes.flatMap(\.buffers)).reduce(0) { $0 + $1.byteCount }
     }
 
     /// Grows the per-entry buffers for support sets of up to `entries` entries.
@@ -85,10 +88,14 @@ public final class InferenceSession {
             lane.z.reserve(plan.blockOutput)
             lane.entryOut.reserve(plan.blockOutput)
             lane.vin.reserve(plan.blockInput)
-            lane.skipSum.reserve(model.configuration.encoderWidths[0] * plan.pixels)
             lanes.append(lane)
         }
         lanes[0].col.reserve(plan.col(threads: threads))
+        while skipPartials.count < level0Blocks(.max, workers: count) {
+            let partial = FloatBuffer()
+            partial.reserve(model.configuration.encoderWidths[0] * plan.pixels)
+            skipPartials.append(partial)
+        }
     }
 
     private func reserveFixed() {
@@ -126,7 +133,9 @@ public final class InferenceSession {
             throw ModelError(.invalidInput, "support entry index out of range")
         }
         reserve(supportEntries: selected.count)
-        reserveLanes(entryWorkers(selected.count), threads: Parallel.threadCount)
+        // Fixed for the whole pass (the thread count is process-wide and may change meanwhile).
+        passWorkers = entryWorkers(selected.count)
+        reserveLanes(passWorkers, threads: Parallel.threadCount)
         var result = [Float](repeating: 0, count: plan.pixels)
         let pairPlane = 2 * plan.pixels
         support.pairs.withUnsafeBufferPointer { pairs in
@@ -190,12 +199,25 @@ public final class InferenceSession {
         BLAS.runsIndependentCalls ? max(1, min(Parallel.threadCount, entries)) : 1
     }
 
-    /// Runs `body(lane, threadsPerEntry, entries)` over the support entries, split between lanes.
-    private func forEachEntry(_ n: Int, _ body: (Lane, Int, Range<Int>) -> Void) {
-        let workers = entryWorkers(n)
+    /// Blocks of entries at level 0 (at most 4 per worker, at most 16). Each block sums its
+    /// entries' outputs into its own partial sum and the partial sums are added in block order,
+    /// so the mean does not depend on which thread took which block (results are bit-identical
+    /// from run to run); more blocks balance the threads better but cost a full-resolution
+    /// partial sum each.
+    private func level0Blocks(_ n: Int, workers: Int) -> Int {
+        workers <= 1 ? 1 : max(1, min(n, 4 * workers, 16))
+    }
+
+    /// Runs `body(lane, threadsPerEntry, block, entries)` over the support entries split into
+    /// `blocks` contiguous blocks (one per entry when nil). With several lanes the blocks are
+    /// handed out from a shared counter, so a lane held up by another process on its core
+    /// takes fewer blocks instead of holding up the whole pass.
+    private func forEachEntry(_ n: Int, blocks: Int? = nil, _ body: (Lane, Int, Int, Range<Int>) -> Void) {
+        let workers = passWorkers
         let threads = workers == 1 ? Parallel.threadCount : 1
-        Parallel.forEachChunk(n, maxChunks: workers) { worker, range in
-            body(lanes[worker], threads, range)
+        let count = workers == 1 ? 1 : max(1, min(blocks ?? n, n))
+        Parallel.forEachItem(count, maxWorkers: workers) { worker, block in
+            body(lanes[worker], threads, block, (n * block / count)..<(n * (block + 1) / count))
         }
     }
 
@@ -240,11 +262,12 @@ public final class InferenceSession {
                 // Support path, entry by entry: z_i = q + W_v * v_i, v'_i = SupportConvOp(z_i).
                 // Entries are independent; lanes work on them side by side.
                 let pooledPerEntry = w * (side / 2) * (side / 2)
-                let workers = entryWorkers(n)
-                if l == 0 { for k in 0..<workers { lanes[k].skipSum.pointer.update(repeating: 0, count: w * hw) } }
+                let blocks = l == 0 ? level0Blocks(n, workers: passWorkers) : n
+                let partials = skipPartials
                 let qp = UnsafePointer(q.pointer), vp = v, vNextP = vNext.pointer, skipVP = skipV[l].pointer
-                forEachEntry(n) { lane, threads, range in
+                forEachEntry(n, blocks: blocks) { lane, threads, part, range in
                     let z = lane.z.pointer
+                    if l == 0 { partials[part].pointer.update(repeating: 0, count: w * hw) }
                     for i in range {
                         z.update(from: qp, count: w * hw)
                         conv(vp + i * cv * hw, cv, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
@@ -261,7 +284,7 @@ public final class InferenceSession {
                              bias: supportB.baseAddress, into: dest, activation: leaky, filter: block.supportFilter,
                              lane: lane, threads: threads)
                         if l == 0 {
-                            let acc = lane.skipSum.pointer
+                            let acc = partials[part].pointer
                             for p in 0..<(w * hw) { acc[p] += dest[p] }
                         }
                         if !isLast {
@@ -273,9 +296,9 @@ public final class InferenceSession {
                 if l == 0 {
                     // Level-0 skips are only needed as their mean (the last decoder block has no support path).
                     let mean = skipMean0.pointer
-                    mean.update(from: lanes[0].skipSum.pointer, count: w * hw)
-                    for k in 1..<max(workers, 1) {
-                        let part = lanes[k].skipSum.pointer
+                    mean.update(from: partials[0].pointer, count: w * hw)
+                    for k in 1..<max(min(blocks, n), 1) {
+                        let part = partials[k].pointer
                         for p in 0..<(w * hw) { mean[p] += part[p] }
                     }
                     let scale = 1 / Float(n)
@@ -339,7 +362,7 @@ public final class InferenceSession {
                 // Support path (skipped in the last block: its outputs are never used).
                 if !isLast {
                     let qp = UnsafePointer(q.pointer), vp = v, vNextP = vNext.pointer, skipVP = skipV[l].pointer
-                    forEachEntry(n) { lane, threads, range in
+                    forEachEntry(n) { lane, threads, _, range in
                         let z = lane.z.pointer, vin = lane.vin.pointer
                         for i in range {
                             Resample.upsampleBilinear2x(input: vp + i * cPrev * prevHW, channels: cPrev, height: prevSide,

@@ -1,6 +1,23 @@
 import SegKernels
 import SegTesting
+import Synchronization
 import Testing
+
+@Suite struct ParallelTests {
+    /// Every item runs exactly once, and each call's worker index is below the worker count.
+    @Test(arguments: [(0, 2), (1, 2), (7, 2), (100, 2), (100, 1), (33, 8)])
+    func forEachItemRunsEveryItemOnce(count: Int, maxWorkers: Int) {
+        let runs = Mutex([Int](repeating: 0, count: count))
+        let badWorker = Atomic<Bool>(false)
+        Parallel.forEachItem(count, maxWorkers: maxWorkers) { worker, item in
+            if worker < 0 || worker >= maxWorkers { badWorker.store(true, ordering: .relaxed) }
+            runs.withLock { $0[item] += 1 }
+        }
+        #expect(runs.withLock { $0 } == [Int](repeating: 1, count: count))
+        let anyBadWorker = badWorker.load(ordering: .relaxed)
+        #expect(!anyBadWorker)
+    }
+}
 
 @Suite struct ConvolutionTests {
     @Test(arguments: [(1, 1, 1, 1), (2, 3, 5, 7), (3, 8, 13, 9), (16, 5, 1, 17), (7, 33, 32, 31), (64, 64, 16, 16)])

@@ -50,6 +50,18 @@ import Testing
                             name: "small/\(mode)/winograd=\(winograd)", winograd: winograd)
             }
         }
+        // Entries are handed to the threads dynamically; the result must not depend on which
+        // thread took which entry: repeated passes, in one session and in a fresh one, are
+        // bit-identical (2 threads, 1 to 8 entries, including a subset out of order).
+        BLAS.setThreadCount(2, mode: .independentCalls)
+        let first = InferenceSession(model: weights.model), second = InferenceSession(model: weights.model)
+        for entries in [[0], [0, 1, 2], [7, 2, 5, 0, 3], Array(0..<8)] {
+            let expected = try first.logits(query: query, support: support, entries: entries)
+            for _ in 0..<3 {
+                #expect(try first.logits(query: query, support: support, entries: entries) == expected)
+                #expect(try second.logits(query: query, support: support, entries: entries) == expected)
+            }
+        }
     }
 
     func compare(_ model: UniverSeg, query: [Float], support: SupportTensors, counts: [Int],
