@@ -18,8 +18,40 @@ public enum Platform {
     /// OpenBLAS build configuration and selected core.
     public static var openBLAS: String { "\(BLAS.configuration) (core \(BLAS.coreName))" }
 
-    /// Number of CPUs this process may run on.
-    public static var availableCores: Int { ProcessInfo.processInfo.activeProcessorCount }
+    /// Number of CPUs online (Foundation's `activeProcessorCount`).
+    public static var onlineCores: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
+
+    /// Number of CPUs this process may run on: the CPUs of the calling thread's affinity mask
+    /// (`taskset`, systemd's `CPUAffinity=`, cpusets), at most `activeProcessorCount`. Foundation's
+    /// count alone ignores the mask, so a worker pinned to 2 of 8 cores would start 8 threads.
+    public static var availableCores: Int {
+        let online = onlineCores
+        guard let pinned = affinityCPUCount() else { return online }
+        return max(1, min(pinned, online))
+    }
+
+    /// CPUs in the calling thread's affinity mask (the `Cpus_allowed_list` line of
+    /// /proc/thread-self/status), nil when it cannot be read.
+    public static func affinityCPUCount(status path: String = "/proc/thread-self/status") -> Int? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix("Cpus_allowed_list:") {
+            return cpuListCount(String(line.dropFirst("Cpus_allowed_list:".count)))
+        }
+        return nil
+    }
+
+    /// Number of CPUs in a Linux CPU list such as "0-3,8,10-11" (nil when malformed or empty).
+    public static func cpuListCount(_ list: String) -> Int? {
+        var count = 0
+        for part in list.trimmingCharacters(in: .whitespaces).split(separator: ",", omittingEmptySubsequences: false) {
+            let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
+            guard (1...2).contains(bounds.count), let lo = Int(bounds[0]), lo >= 0 else { return nil }
+            let hi = bounds.count == 2 ? Int(bounds[1]) : lo
+            guard let hi, hi >= lo else { return nil }
+            count += hi - lo + 1
+        }
+        return count > 0 ? count : nil
+    }
 
     /// CPU features the kernels were compiled for (empty for a portable build).
     public static var kernelCPUFeatures: [String] {

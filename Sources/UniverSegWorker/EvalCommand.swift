@@ -4,6 +4,7 @@ import SegEvaluation
 import SegIO
 import SegKernels
 import SegModel
+import SegPlatform
 
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -48,7 +49,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        BLAS.setThreadCount(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        BLAS.setThreadCount(threads ?? Platform.availableCores)
         let weightsFile = try WeightsFile(path: try DefaultWeights.resolve(weights))
         let data = try LabeledDataset(directory: dataset, label: label, size: weightsFile.model.configuration.inputSize)
         let evaluation = try FewShotEvaluation(

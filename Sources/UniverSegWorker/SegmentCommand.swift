@@ -4,6 +4,7 @@ import SegEvaluation
 import SegIO
 import SegKernels
 import SegModel
+import SegPlatform
 
 struct SegmentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -71,7 +72,7 @@ struct SegmentCommand: ParsableCommand {
     }
 
     func run() throws {
-        BLAS.setThreadCount(threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        BLAS.setThreadCount(threads ?? Platform.availableCores)
         // Validate everything before writing anything.
         let weightsFile = try WeightsFile(path: try DefaultWeights.resolve(weights))
         let size = weightsFile.model.configuration.inputSize

@@ -12,6 +12,7 @@ struct VersionCommand: ParsableCommand {
         print("OpenBLAS \(Platform.openBLAS)")
         let features = Platform.kernelCPUFeatures
         print("kernels: \(features.isEmpty ? "baseline instruction set (portable build)" : "compiled for " + features.joined(separator: "+").uppercased())")
+        print("cores usable: \(Platform.availableCores) (affinity mask, of \(Platform.onlineCores) online)")
         print("systemd booted: \(Platform.bootedWithSystemd ? "yes" : "no")")
     }
 }

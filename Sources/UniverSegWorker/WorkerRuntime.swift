@@ -6,6 +6,7 @@ import SegKafka
 import SegKernels
 import SegModel
 import SegOperations
+import SegPlatform
 import SegService
 
 /// What `serve` and `replay` share: configuration (defaults < file < environment < flags),
@@ -24,7 +25,7 @@ struct WorkerRuntime {
         let settings = try WorkerConfiguration.load(file: file, fileName: configFile ?? "config file",
                                                     environment: ProcessInfo.processInfo.environment, flags: flags)
         LogOutput.bootstrap(level: Logger.Level(rawValue: settings.logLevel) ?? .info)
-        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let cores = Platform.availableCores
         BLAS.setThreadCount(settings.threads > 0 ? settings.threads : max(1, cores / settings.maxInFlight))
         let weights = try WeightsFile(path: try DefaultWeights.resolve(settings.weights))
         let store = try SupportSetStore(url: settings.storeURL)

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import SegPlatform
 
@@ -17,5 +18,39 @@ import SegPlatform
     @Test func thisMachineRunsThisBuildsKernels() {
         // The tests run the kernels, so the machine that runs them must have what they need.
         #expect(Platform.missingKernelCPUFeatures().isEmpty)
+    }
+
+    @Test func cpuListsAreCounted() {
+        #expect(Platform.cpuListCount("0-1") == 2)
+        #expect(Platform.cpuListCount(" 0-3,8,10-11\t") == 7)
+        #expect(Platform.cpuListCount("5") == 1)
+        for bad in ["", "a", "3-1", "1-", "-1", "1-2-3", "1,,2"] {
+            #expect(Platform.cpuListCount(bad) == nil, "\(bad)")
+        }
+    }
+
+    /// `inference.threads` 0 and the commands' default thread counts follow the affinity mask
+    /// (taskset, systemd CPUAffinity=), not the machine's core count.
+    @Test func availableCoresFollowTheAffinityMask() throws {
+        let all = try #require(Platform.affinityCPUCount())
+        #expect(all >= 1 && all <= ProcessInfo.processInfo.processorCount)
+        #expect(Platform.availableCores == min(all, Platform.onlineCores))
+        // The binary, pinned to one CPU of our mask by taskset (util-linux), counts one core.
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let list = try #require(status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") })
+        let first = try #require(Int(list.dropFirst("Cpus_allowed_list:".count)
+            .trimmingCharacters(in: .whitespaces).prefix { $0.isNumber }))
+        for (cpus, expected) in [("\(first)", 1), (list.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces), all)] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
+            process.arguments = ["-c", cpus, Worker.executable, "version"]
+            let out = Pipe()
+            process.standardOutput = out
+            try process.run()
+            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0)
+            #expect(text.contains("cores usable: \(min(expected, Platform.onlineCores)) "), "\(cpus): \(text)")
+        }
     }
 }
