@@ -42,11 +42,11 @@ public enum Parallel {
 
 extension Parallel {
     /// Runs `body(worker, item)` once for every item in 0..<count on up to `maxWorkers` threads
-    /// (the caller chooses; `threadCount` is not applied here). Items are handed out in increasing order from a shared counter
-    /// (dynamic scheduling), so a thread that is held up (another process on its core) takes
-    /// fewer items instead of holding up the others. `worker` is in 0..<maxWorkers and no two
-    /// concurrent calls share it, so it can index per-thread scratch memory. Returns when every
-    /// item is done.
+    /// (the caller chooses; `threadCount` is not applied here). Items are handed out in
+    /// increasing order from a shared counter (dynamic scheduling), so a thread that is held up
+    /// (another process on its core) takes fewer items instead of holding up the others.
+    /// `worker` is in 0..<maxWorkers and no two concurrent calls share it, so it can index
+    /// per-thread scratch memory. Returns when every item is done.
     public static func forEachItem(_ count: Int, maxWorkers: Int, _ body: (_ worker: Int, _ item: Int) -> Void) {
         let workers = min(maxWorkers, count)
         if workers <= 1 {

@@ -297,7 +297,7 @@ public final class InferenceSession {
                     // Level-0 skips are only needed as their mean (the last decoder block has no support path).
                     let mean = skipMean0.pointer
                     mean.update(from: partials[0].pointer, count: w * hw)
-                    for k in 1..<max(min(blocks, n), 1) {
+                    for k in 1..<blocks {
                         let part = partials[k].pointer
                         for p in 0..<(w * hw) { mean[p] += part[p] }
                     }
