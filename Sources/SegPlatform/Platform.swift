@@ -30,14 +30,18 @@ public enum Platform {
         return max(1, min(pinned, online))
     }
 
-    /// CPUs in the calling thread's affinity mask (the `Cpus_allowed_list` line of
-    /// /proc/thread-self/status), nil when it cannot be read.
+    /// CPUs in the calling thread's affinity mask, nil when it cannot be read.
     public static func affinityCPUCount(status path: String = "/proc/thread-self/status") -> Int? {
+        affinityCPUList(status: path).flatMap(cpuListCount)
+    }
+
+    /// The calling thread's affinity mask as a Linux CPU list ("0-3,8"): the `Cpus_allowed_list`
+    /// line of /proc/thread-self/status, nil when it cannot be read.
+    public static func affinityCPUList(status path: String = "/proc/thread-self/status") -> String? {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("Cpus_allowed_list:") {
-            return cpuListCount(String(line.dropFirst("Cpus_allowed_list:".count)))
-        }
-        return nil
+        let key = "Cpus_allowed_list:"
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key) }) else { return nil }
+        return line.dropFirst(key.count).trimmingCharacters(in: .whitespaces)
     }
 
     /// Number of CPUs in a Linux CPU list such as "0-3,8,10-11" (nil when malformed or empty).

@@ -35,22 +35,14 @@ import SegPlatform
         let all = try #require(Platform.affinityCPUCount())
         #expect(all >= 1 && all <= ProcessInfo.processInfo.processorCount)
         #expect(Platform.availableCores == min(all, Platform.onlineCores))
-        // The binary, pinned to one CPU of our mask by taskset (util-linux), counts one core.
-        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
-        let list = try #require(status.split(separator: "\n").first { $0.hasPrefix("Cpus_allowed_list:") })
-        let first = try #require(Int(list.dropFirst("Cpus_allowed_list:".count)
-            .trimmingCharacters(in: .whitespaces).prefix { $0.isNumber }))
-        for (cpus, expected) in [("\(first)", 1), (list.dropFirst("Cpus_allowed_list:".count).trimmingCharacters(in: .whitespaces), all)] {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/taskset")
-            process.arguments = ["-c", cpus, Worker.executable, "version"]
-            let out = Pipe()
-            process.standardOutput = out
-            try process.run()
-            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 0)
-            #expect(text.contains("cores usable: \(min(expected, Platform.onlineCores)) "), "\(cpus): \(text)")
+        // The binary, pinned by taskset (util-linux) to one CPU of our mask, counts one core;
+        // given our whole mask, it counts what we count.
+        let list = try #require(Platform.affinityCPUList(status: "/proc/self/status"))
+        let first = try #require(Int(list.prefix { $0.isNumber }))
+        for (cpus, expected) in [("\(first)", 1), (list, all)] {
+            let result = try Worker.run(["version"], launcher: ["/usr/bin/taskset", "-c", cpus])
+            #expect(result.status == 0)
+            #expect(result.stdout.contains("cores usable: \(min(expected, Platform.onlineCores)) "), "\(cpus): \(result.stdout)")
         }
     }
 }
