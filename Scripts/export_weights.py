@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
+from typing import Dict, Optional
 
 import torch
 
@@ -42,6 +44,54 @@ def resolve_checkpoint(src: Path, which: str) -> Path:
             raise FileNotFoundError(f"{path} does not exist")
         return path
     return src
+
+
+def stepping_minutes(run_dir: Path, upto_step: int) -> Optional[float]:
+    """Minutes spent in training steps up to ``upto_step``, from the run's log (each "train"
+    record carries the mean seconds per step of the steps since the previous record). Unlike
+    the checkpoint's wall time it leaves out evaluations and time the run was paused."""
+    log = run_dir / "log.jsonl"
+    if not log.exists():
+        return None
+    total, prev = 0.0, 0
+    for line in open(log):
+        rec = json.loads(line)
+        if rec.get("kind") != "train" or rec["step"] > upto_step:
+            continue
+        total += max(rec["step"] - prev, 0) * rec["s_per_step"]
+        prev = rec["step"]
+    return total / 60.0
+
+
+INIT_FROM = re.compile(r"^(?P<path>.+) \(step (?P<step>\d+), (?P<examples>\d+) examples\)$")
+
+
+def provenance(ckpt_path: Path, ck: Dict) -> str:
+    """One sentence on the training phases behind a checkpoint: this run's stepping minutes,
+    then each run it was initialised from (train.py --init-from), as far as their logs exist."""
+    run_dir, cfg = ckpt_path.parent, ck["config"]
+    minutes = stepping_minutes(run_dir, ck["step"])
+    parts = [f"this phase ({run_dir.name}): {ck['step']} steps"
+             + (f", {minutes:.1f} min of stepping" if minutes is not None else "")
+             + f" ({ck['wall_s'] / 60:.1f} min wall)"]
+    seen = {run_dir.resolve()}
+    while cfg.get("init_from"):
+        m = INIT_FROM.match(cfg["init_from"])
+        if m is None:
+            parts.append(f"initialised from {cfg['init_from']}")
+            break
+        parent = Path(m["path"]).parent
+        if parent.resolve() in seen:
+            break
+        seen.add(parent.resolve())
+        pm = stepping_minutes(parent, int(m["step"]))
+        parts.append(f"initialised from {parent.name} ({m['step']} steps"
+                     + (f", {pm:.1f} min" if pm is not None else "") + ")")
+        cfg_path = parent / "config.json"
+        if not cfg_path.exists():
+            break
+        cfg = json.load(open(cfg_path))
+    return "; ".join(parts)
 
 
 def main() -> int:
@@ -65,7 +115,9 @@ def main() -> int:
     model.load_state_dict(ck["model"], strict=True)
     val = None
     log = ckpt_path.parent / "log.jsonl"
-    if log.exists():
+    if "validation" in ck:                  # an average (Scripts/average_checkpoints.py)
+        val = ck["validation"]["mean"]
+    elif log.exists():
         for line in open(log):
             rec = json.loads(line)
             if rec.get("kind") == "eval" and rec["step"] == ck["step"]:
@@ -73,7 +125,8 @@ def main() -> int:
     extra = {
         "name": args.name, "description": args.description,
         "training_step": str(ck["step"]), "training_examples": str(ck["examples"]),
-        "training_minutes": f"{ck['wall_s'] / 60:.1f}",
+        "training_minutes": f"{stepping_minutes(ckpt_path.parent, ck['step']) or ck['wall_s'] / 60:.1f}",
+        "training_note": provenance(ckpt_path, ck),
         "training_input_size": str(cfg["input_size"]),
         "training_support_size": "-".join(str(s) for s in cfg["support"]),
         "training_data": "synthetic tasks + dc1000-dental-caries, drive, dsb2018-nuclei, "
@@ -81,6 +134,9 @@ def main() -> int:
         "parameters": str(parameter_count(model)), "storage_dtype": args.dtype.upper(),
         "checkpoint": ckpt_path.name,
     }
+    if "averaged_from" in ck:
+        extra["averaged_steps"] = ",".join(a.rsplit("(step ", 1)[-1].rstrip(")")
+                                           for a in ck["averaged_from"])
     if val is not None:
         extra["validation_dice_mean"] = f"{val:.2f}"
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -368,6 +368,7 @@ def main() -> int:
     wall_at_start = state["wall_s"]
     lo, hi = cfg["support"][0], cfg["support"][-1]
     interval_loss, interval_dice, interval_n, interval_t = 0.0, 0.0, 0, time.time()
+    interval_cpu = time.process_time()
     model.train()
 
     def checkpoint(reason: str) -> None:
@@ -375,8 +376,8 @@ def main() -> int:
         save_checkpoint(ckpt_path, model, opt, state)
 
     def run_eval() -> None:
-        nonlocal interval_t
-        t0 = time.time()
+        nonlocal interval_t, interval_cpu
+        t0, c0 = time.time(), time.process_time()
         dice, diag = evaluate(model, episodes, device)
         rec = {"kind": "eval", "step": state["step"], "examples": state["examples"],
                "wall_s": round(wall_at_start + time.time() - t_start, 1),
@@ -391,6 +392,7 @@ def main() -> int:
             shutil.copyfile(ckpt_path, run_dir / "best.pt")
         plot_log(log_path, run_dir / "loss_curve.png")
         interval_t += time.time() - t0          # keep s_per_step a pure training figure
+        interval_cpu += time.process_time() - c0
 
     if state["step"] == 0:
         run_eval()
@@ -434,10 +436,15 @@ def main() -> int:
                    "loss": round(interval_loss / interval_n, 5),
                    "dice_loss": round(interval_dice / interval_n, 5), "lr": lr,
                    "wall_s": round(wall_at_start + now - t_start, 1),
-                   "s_per_step": round((now - interval_t) / interval_n, 3)}
+                   "s_per_step": round((now - interval_t) / interval_n, 3),
+                   # process CPU seconds (all threads) per step: unlike s_per_step it does not
+                   # grow while the run is stopped (SIGSTOP) or waits for the CPU
+                   "cpu_s_per_step": round((time.process_time() - interval_cpu) / interval_n, 3),
+                   "threads": args.threads}
             append_log(log_path, rec)
             print(json.dumps(rec), flush=True)
             interval_loss, interval_dice, interval_n, interval_t = 0.0, 0.0, 0, now
+            interval_cpu = time.process_time()
         if state["step"] % args.eval_every == 0:
             run_eval()
         elif state["step"] % args.ckpt_every == 0:
