@@ -133,6 +133,10 @@ public struct SupportSetStore: Sendable {
             throw ServiceError(.internal, "\(what): the store did not answer within \(Int(httpTimeout)) s")
         }
         if outcome.status == 404 || outcome.status == 410 { throw ServiceError(missing, "\(what) not found in the store") }
+        if outcome.failed && outcome.status == 0 {
+            // No HTTP answer at all: refused, reset, DNS or TLS failure.
+            throw ServiceError(.internal, "\(what): the store could not be reached")
+        }
         guard !outcome.failed, outcome.status == 200, let data = outcome.data else {
             throw ServiceError(.internal, "\(what): the store answered HTTP \(outcome.status)")
         }

@@ -114,6 +114,83 @@ struct ServeTests {
         #expect(committed == 3, "committed offsets should cover the 3 requests")
     }
 
+    /// The support-set store is down (nothing listens at its HTTP address): a valid request gets an
+    /// error result and a dead letter with the code `internal` and a reason naming the store, its
+    /// offset is committed (a replay of the dead-letter topic reprocesses it once the store is back),
+    /// and the worker keeps running.
+    @Test(.timeLimit(.minutes(3)))
+    func anUnreachableStoreGivesInternalDeadLettersAndTheWorkerKeepsRunning() async throws {
+        let broker = try await TansuBroker.start()
+        defer { broker.stop() }
+        let dir = try TemporaryDirectory()
+        try prepare(dir, brokers: broker.bootstrapServers)
+        let bootstrap = broker.bootstrapServers
+        try await WorkerHarness.createTopics(bootstrap)
+        let (query, _) = Self.pair(seed: 1)
+        let q64 = Data(try PNGCodec.encodeGray8(query, width: 24, height: 24)).base64EncodedString()
+        let ids = ["down-1", "down-2"]
+        try await blocking {
+            let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: [bootstrap]))
+            for id in ids {
+                let value = #"{"request_id":"\#(id)","support_set":{"id":"blobs"},"image":{"png_base64":"\#(q64)"}}"#
+                try producer.send(topic: "universeg.requests", key: Array(id.utf8), value: Array(value.utf8)) { _ in }
+            }
+            try producer.flush(timeout: .seconds(10))
+            try producer.close()
+        }
+        let port = try LoopbackHTTP.freePort()
+        let worker = try WorkerHarness.startWorker(dir, bootstrap: bootstrap, group: "store-down",
+                                                   store: "http://127.0.0.1:\(port)/sets")
+        let process = worker.process
+        defer { if process.isRunning { process.terminate() } }
+
+        let (results, dead) = try await blocking { () -> ([KafkaMessage], [KafkaMessage]) in
+            var config = KafkaConfiguration(bootstrapServers: [bootstrap])
+            config["group.id"] = "reader-" + UUID().uuidString
+            config["auto.offset.reset"] = "earliest"
+            config["session.timeout.ms"] = "6000"
+            let reader = try KafkaConsumer(configuration: config)
+            defer { try? reader.close() }
+            try reader.subscribe(topics: ["universeg.results", "universeg.requests.dlq"])
+            var results: [KafkaMessage] = [], dead: [KafkaMessage] = []
+            let deadline = Date().addingTimeInterval(90)
+            while (results.count < ids.count || dead.count < ids.count) && Date() < deadline {
+                guard let m = reader.poll(timeout: .milliseconds(200)), m.error == nil else { continue }
+                if m.topic == "universeg.results" { results.append(m) } else { dead.append(m) }
+            }
+            return (results, dead)
+        }
+        #expect(results.count == ids.count, "results: \(results.count)\n\(worker.log.suffix(2000))")
+        #expect(dead.count == ids.count, "dead letters: \(dead.count)")
+        var seen: [String] = []
+        for m in results {
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(m.value ?? [])) as? [String: Any])
+            seen.append(try #require(json["request_id"] as? String))
+            #expect(json["status"] as? String == "error")
+            let error = try #require(json["error"] as? [String: Any])
+            #expect(error["code"] as? String == "internal")
+            let reason = try #require(error["reason"] as? String)
+            #expect(reason.contains("the store could not be reached"), "reason: \(reason)")
+        }
+        #expect(Set(seen) == Set(ids))
+        for d in dead {
+            #expect(d.header("universeg.error.code").map { String(decoding: $0, as: UTF8.self) } == "internal")
+            // The dead letter carries the original request, so a replay can reprocess it.
+            #expect(ids.contains { id in String(decoding: d.value ?? [], as: UTF8.self).contains(#""request_id":"\#(id)""#) })
+        }
+        #expect(process.isRunning, "the worker must survive a store outage:\n\(worker.log.suffix(2000))")
+
+        process.terminate()
+        let exited = try await blocking { () -> Int32 in
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+        #expect(exited == 0, "\(worker.log.suffix(2000))")
+        let committed = try await WorkerHarness.committedOffsets(bootstrap: bootstrap, group: "store-down", partitions: 2)
+            .values.filter { $0 > 0 }.reduce(0, +)
+        #expect(committed == ids.count, "committed offsets should cover the \(ids.count) requests")
+    }
+
     /// SIGKILL while requests are in flight: after a restart every request has a result (some
     /// possibly twice, from redelivery), none is lost, and duplicates carry identical masks.
     @Test(.timeLimit(.minutes(3)))

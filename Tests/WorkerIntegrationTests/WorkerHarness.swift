@@ -38,14 +38,14 @@ enum WorkerHarness {
         var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
     }
 
-    /// Starts `serve` with `dir/config.json`, the store `dir/store` and the weights `dir/w.safetensors`,
-    /// plus `arguments`, with `environment` added to the test's own.
+    /// Starts `serve` with `dir/config.json`, the store `store` (default `dir/store`) and the weights
+    /// `dir/w.safetensors`, plus `arguments`, with `environment` added to the test's own.
     static func startWorker(_ dir: TemporaryDirectory, bootstrap: String, group: String, arguments: [String] = [],
-                            environment: [String: String] = [:]) throws -> Worker {
+                            environment: [String: String] = [:], store: String? = nil) throws -> Worker {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = ["serve", "--config", dir.path + "/config.json", "--brokers", bootstrap, "--group", group,
-                             "--store", "file://" + dir.path + "/store", "--weights", dir.path + "/w.safetensors"] + arguments
+                             "--store", store ?? "file://" + dir.path + "/store", "--weights", dir.path + "/w.safetensors"] + arguments
         if !environment.isEmpty {
             process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         }
