@@ -66,14 +66,16 @@ def stepping_minutes(run_dir: Path, upto_step: int) -> Optional[float]:
 INIT_FROM = re.compile(r"^(?P<path>.+) \(step (?P<step>\d+), (?P<examples>\d+) examples\)$")
 
 
-def provenance(ckpt_path: Path, ck: Dict) -> str:
+def provenance(ckpt_path: Path, ck: Dict, minutes_override: Dict[str, float]) -> str:
     """One sentence on the training phases behind a checkpoint: this run's stepping minutes,
     then each run it was initialised from (train.py --init-from), as far as their logs exist."""
     run_dir, cfg = ckpt_path.parent, ck["config"]
-    minutes = stepping_minutes(run_dir, ck["step"])
+    minutes = minutes_override.get(run_dir.name, stepping_minutes(run_dir, ck["step"]))
     parts = [f"this phase ({run_dir.name}): {ck['step']} steps"
              + (f", {minutes:.1f} min of stepping" if minutes is not None else "")
-             + f" ({ck['wall_s'] / 60:.1f} min wall)"]
+             + f" ({ck['wall_s'] / 60:.1f} min wall)"
+             + (f", weights averaged over steps {', '.join(a.rsplit('(step ', 1)[-1].rstrip(')') for a in ck['averaged_from'])}"
+                if "averaged_from" in ck else "")]
     seen = {run_dir.resolve()}
     while cfg.get("init_from"):
         m = INIT_FROM.match(cfg["init_from"])
@@ -84,7 +86,7 @@ def provenance(ckpt_path: Path, ck: Dict) -> str:
         if parent.resolve() in seen:
             break
         seen.add(parent.resolve())
-        pm = stepping_minutes(parent, int(m["step"]))
+        pm = minutes_override.get(parent.name, stepping_minutes(parent, int(m["step"])))
         parts.append(f"initialised from {parent.name} ({m['step']} steps"
                      + (f", {pm:.1f} min" if pm is not None else "") + ")")
         cfg_path = parent / "config.json"
@@ -106,7 +108,19 @@ def main() -> int:
     ap.add_argument("--name", default="universeg-cpu")
     ap.add_argument("--description", default="UniverSeg trained on CPU by the universeg-worker "
                     "project (Scripts/train.py); research use only, not for diagnosis")
+    ap.add_argument("--phase-minutes", action="append", default=[], metavar="RUN=MINUTES",
+                    help="stepping minutes of a run (this one or one it was initialised from), "
+                         "replacing the sum from its log; for runs that were paused (SIGSTOP), "
+                         "whose logged per-step wall times include the pause")
     args = ap.parse_args()
+    minutes_override: Dict[str, float] = {}
+    for item in args.phase_minutes:
+        name, _, value = item.partition("=")
+        try:
+            minutes_override[name] = float(value)
+        except ValueError:
+            print(f"error: --phase-minutes {item!r}: expected RUN=MINUTES", file=sys.stderr)
+            return 1
 
     ckpt_path = resolve_checkpoint(args.source, args.which)
     ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
@@ -125,8 +139,8 @@ def main() -> int:
     extra = {
         "name": args.name, "description": args.description,
         "training_step": str(ck["step"]), "training_examples": str(ck["examples"]),
-        "training_minutes": f"{stepping_minutes(ckpt_path.parent, ck['step']) or ck['wall_s'] / 60:.1f}",
-        "training_note": provenance(ckpt_path, ck),
+        "training_minutes": f"{minutes_override.get(ckpt_path.parent.name) or stepping_minutes(ckpt_path.parent, ck['step']) or ck['wall_s'] / 60:.1f}",
+        "training_note": provenance(ckpt_path, ck, minutes_override),
         "training_input_size": str(cfg["input_size"]),
         "training_support_size": "-".join(str(s) for s in cfg["support"]),
         "training_data": "synthetic tasks + dc1000-dental-caries, drive, dsb2018-nuclei, "
