@@ -45,15 +45,9 @@ struct ScaleOutTests {
         for y in 300..<800 { for x in 300..<800 { big[y * 1200 + x] = 50 } }
         let b64 = Data(try PNGCodec.encodeGray8(big, width: 1200, height: 1200)).base64EncodedString()
         let ids = (0..<600).map { "s-\($0)" }
-        try await blocking {
-            let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: [bootstrap]))
-            for id in ids {
-                let value = #"{"request_id":"\#(id)","support_set":{"id":"blobs"},"image":{"png_base64":"\#(b64)"}}"#
-                try producer.send(topic: "universeg.requests", key: Array(id.utf8), value: Array(value.utf8)) { _ in }
-            }
-            try producer.flush(timeout: .seconds(60))
-            try producer.close()
-        }
+        try await WorkerHarness.send(ids.map {
+            .init(key: $0, value: #"{"request_id":"\#($0)","support_set":{"id":"blobs"},"image":{"png_base64":"\#(b64)"}}"#)
+        }, bootstrap: bootstrap, flushSeconds: 60)
 
         // Results, collected in the background: request_id -> masks (one per result record).
         let results = Collected()

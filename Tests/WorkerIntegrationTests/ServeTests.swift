@@ -41,42 +41,20 @@ struct ServeTests {
         let (query, truth) = Self.pair(seed: 2)
         let q64 = Data(try PNGCodec.encodeGray8(query, width: 24, height: 24)).base64EncodedString()
         let t64 = Data(try PNGCodec.encodeGray8(truth, width: 24, height: 24)).base64EncodedString()
-        let requests: [(String, String)] = [
-            ("ok-1", #"{"request_id":"ok-1","support_set":{"id":"blobs"},"image":{"png_base64":"\#(q64)"},"ground_truth":{"png_base64":"\#(t64)"}}"#),
-            ("bad-json", #"{"request_id": "bad-json", "#),
-            ("missing-set", #"{"request_id":"missing-set","support_set":{"id":"nope"},"image":{"png_base64":"\#(q64)"}}"#),
+        let trace = [("traceparent", Array("00-abc-01".utf8))]
+        let requests: [WorkerHarness.Request] = [
+            .init(key: "ok-1", value: #"{"request_id":"ok-1","support_set":{"id":"blobs"},"image":{"png_base64":"\#(q64)"},"ground_truth":{"png_base64":"\#(t64)"}}"#, headers: trace),
+            .init(key: "bad-json", value: #"{"request_id": "bad-json", "#, headers: trace),
+            .init(key: "missing-set", value: #"{"request_id":"missing-set","support_set":{"id":"nope"},"image":{"png_base64":"\#(q64)"}}"#, headers: trace),
         ]
-        try await blocking {
-            let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: [bootstrap]))
-            for (key, value) in requests {
-                try producer.send(topic: "universeg.requests", key: Array(key.utf8), value: Array(value.utf8),
-                                  headers: [("traceparent", Array("00-abc-01".utf8))]) { _ in }
-            }
-            try producer.flush(timeout: .seconds(10))
-            try producer.close()
-        }
+        try await WorkerHarness.send(requests, bootstrap: bootstrap)
         // The worker.
         let worker = try WorkerHarness.startWorker(dir, bootstrap: bootstrap, group: "serve-test")
         let process = worker.process
         defer { if process.isRunning { process.terminate() } }
 
         // Results and dead letters.
-        let (results, dead) = try await blocking { () -> ([KafkaMessage], [KafkaMessage]) in
-            var config = KafkaConfiguration(bootstrapServers: [bootstrap])
-            config["group.id"] = "reader-" + UUID().uuidString
-            config["auto.offset.reset"] = "earliest"
-            config["session.timeout.ms"] = "6000"
-            let reader = try KafkaConsumer(configuration: config)
-            try reader.subscribe(topics: ["universeg.results", "universeg.requests.dlq"])
-            var results: [KafkaMessage] = [], dead: [KafkaMessage] = []
-            let deadline = Date().addingTimeInterval(90)
-            while (results.count < 2 || dead.count < 2) && Date() < deadline {
-                guard let m = reader.poll(timeout: .milliseconds(200)), m.error == nil else { continue }
-                if m.topic == "universeg.results" { results.append(m) } else { dead.append(m) }
-            }
-            try reader.close()
-            return (results, dead)
-        }
+        let (results, dead) = try await WorkerHarness.readResultsAndDeadLetters(bootstrap: bootstrap, results: 2, deadLetters: 2)
         #expect(results.count == 2, "results: \(results.count)")
         #expect(dead.count == 2, "dead letters: \(dead.count)")
         var byID: [String: [String: Any]] = [:]
@@ -96,7 +74,7 @@ struct ServeTests {
         #expect(codes == ["invalid_json", "support_set_not_found"])
         for d in dead {
             // The dead letter carries the original bytes and headers.
-            #expect(requests.contains { Array($0.1.utf8) == d.value ?? [] })
+            #expect(requests.contains { Array($0.value.utf8) == d.value ?? [] })
             #expect(d.header("traceparent") != nil && d.header("universeg.source.offset") != nil)
         }
 
@@ -129,37 +107,17 @@ struct ServeTests {
         let (query, _) = Self.pair(seed: 1)
         let q64 = Data(try PNGCodec.encodeGray8(query, width: 24, height: 24)).base64EncodedString()
         let ids = ["down-1", "down-2"]
-        try await blocking {
-            let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: [bootstrap]))
-            for id in ids {
-                let value = #"{"request_id":"\#(id)","support_set":{"id":"blobs"},"image":{"png_base64":"\#(q64)"}}"#
-                try producer.send(topic: "universeg.requests", key: Array(id.utf8), value: Array(value.utf8)) { _ in }
-            }
-            try producer.flush(timeout: .seconds(10))
-            try producer.close()
-        }
+        try await WorkerHarness.send(ids.map {
+            .init(key: $0, value: #"{"request_id":"\#($0)","support_set":{"id":"blobs"},"image":{"png_base64":"\#(q64)"}}"#)
+        }, bootstrap: bootstrap)
         let port = try LoopbackHTTP.freePort()
         let worker = try WorkerHarness.startWorker(dir, bootstrap: bootstrap, group: "store-down",
                                                    store: "http://127.0.0.1:\(port)/sets")
         let process = worker.process
         defer { if process.isRunning { process.terminate() } }
 
-        let (results, dead) = try await blocking { () -> ([KafkaMessage], [KafkaMessage]) in
-            var config = KafkaConfiguration(bootstrapServers: [bootstrap])
-            config["group.id"] = "reader-" + UUID().uuidString
-            config["auto.offset.reset"] = "earliest"
-            config["session.timeout.ms"] = "6000"
-            let reader = try KafkaConsumer(configuration: config)
-            defer { try? reader.close() }
-            try reader.subscribe(topics: ["universeg.results", "universeg.requests.dlq"])
-            var results: [KafkaMessage] = [], dead: [KafkaMessage] = []
-            let deadline = Date().addingTimeInterval(90)
-            while (results.count < ids.count || dead.count < ids.count) && Date() < deadline {
-                guard let m = reader.poll(timeout: .milliseconds(200)), m.error == nil else { continue }
-                if m.topic == "universeg.results" { results.append(m) } else { dead.append(m) }
-            }
-            return (results, dead)
-        }
+        let (results, dead) = try await WorkerHarness.readResultsAndDeadLetters(bootstrap: bootstrap, results: ids.count,
+                                                                                 deadLetters: ids.count)
         #expect(results.count == ids.count, "results: \(results.count)\n\(worker.log.suffix(2000))")
         #expect(dead.count == ids.count, "dead letters: \(dead.count)")
         var seen: [String] = []
@@ -207,15 +165,9 @@ struct ServeTests {
         for y in 800..<1500 { for x in 800..<1500 { big[y * 2500 + x] = 50 } }
         let b64 = Data(try PNGCodec.encodeGray8(big, width: 2500, height: 2500)).base64EncodedString()
         let ids = (0..<8).map { "kill-\($0)" }
-        try await blocking {
-            let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: [bootstrap]))
-            for id in ids {
-                let value = #"{"request_id":"\#(id)","support_set":{"id":"blobs"},"image":{"png_base64":"\#(b64)"}}"#
-                try producer.send(topic: "universeg.requests", key: Array(id.utf8), value: Array(value.utf8)) { _ in }
-            }
-            try producer.flush(timeout: .seconds(20))
-            try producer.close()
-        }
+        try await WorkerHarness.send(ids.map {
+            .init(key: $0, value: #"{"request_id":"\#($0)","support_set":{"id":"blobs"},"image":{"png_base64":"\#(b64)"}}"#)
+        }, bootstrap: bootstrap, flushSeconds: 20)
         let first = try WorkerHarness.startWorker(dir, bootstrap: bootstrap, group: "kill-test").process
         defer { if first.isRunning { first.terminate() } }
         let reader = try await blocking { () -> KafkaConsumer in

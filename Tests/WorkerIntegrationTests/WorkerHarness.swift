@@ -69,6 +69,48 @@ enum WorkerHarness {
         }
     }
 
+    /// A request record as a test sends it.
+    struct Request: Sendable {
+        let key: String
+        let value: String
+        var headers: [(String, [UInt8])] = []
+    }
+
+    /// Sends `requests` to the requests topic, in order, and waits until the broker has them all.
+    static func send(_ requests: [Request], bootstrap: String, flushSeconds: Int = 10) async throws {
+        try await blocking {
+            let producer = try KafkaProducer(configuration: KafkaConfiguration(bootstrapServers: [bootstrap]))
+            for r in requests {
+                try producer.send(topic: "universeg.requests", key: Array(r.key.utf8), value: Array(r.value.utf8),
+                                  headers: r.headers) { _ in }
+            }
+            try producer.flush(timeout: .seconds(flushSeconds))
+            try producer.close()
+        }
+    }
+
+    /// Reads the results and dead-letter topics from their start, as a new group, until there are at
+    /// least `results` result records and `deadLetters` dead letters, or `seconds` have passed.
+    static func readResultsAndDeadLetters(bootstrap: String, results wantedResults: Int, deadLetters wantedDead: Int,
+                                          seconds: Double = 90) async throws -> (results: [KafkaMessage], dead: [KafkaMessage]) {
+        try await blocking { () -> ([KafkaMessage], [KafkaMessage]) in
+            var config = KafkaConfiguration(bootstrapServers: [bootstrap])
+            config["group.id"] = "reader-" + UUID().uuidString
+            config["auto.offset.reset"] = "earliest"
+            config["session.timeout.ms"] = "6000"
+            let reader = try KafkaConsumer(configuration: config)
+            defer { try? reader.close() }
+            try reader.subscribe(topics: ["universeg.results", "universeg.requests.dlq"])
+            var results: [KafkaMessage] = [], dead: [KafkaMessage] = []
+            let deadline = Date().addingTimeInterval(seconds)
+            while (results.count < wantedResults || dead.count < wantedDead) && Date() < deadline {
+                guard let m = reader.poll(timeout: .milliseconds(200)), m.error == nil else { continue }
+                if m.topic == "universeg.results" { results.append(m) } else { dead.append(m) }
+            }
+            return (results, dead)
+        }
+    }
+
     /// The group's committed offsets of the request partitions.
     static func committedOffsets(bootstrap: String, group: String, partitions: Int) async throws -> [Int32: Int64] {
         try await blocking {
