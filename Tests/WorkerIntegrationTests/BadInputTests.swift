@@ -120,28 +120,8 @@ struct BadInputTests {
         // to catch records that should not exist).
         let expectedResults = cases.filter { $0.expect == "ok" || $0.errorResult }.count
         let expectedDead = cases.filter { $0.expect != "ok" }.count
-        let (results, dead) = try await blocking { () -> ([KafkaMessage], [KafkaMessage]) in
-            var config = KafkaConfiguration(bootstrapServers: [bootstrap])
-            config["group.id"] = "reader-" + UUID().uuidString
-            config["auto.offset.reset"] = "earliest"
-            config["session.timeout.ms"] = "6000"
-            let reader = try KafkaConsumer(configuration: config)
-            defer { try? reader.close() }
-            try reader.subscribe(topics: ["universeg.results", "universeg.requests.dlq"])
-            var results: [KafkaMessage] = [], dead: [KafkaMessage] = []
-            var deadline = Date().addingTimeInterval(180)
-            var complete = false
-            while Date() < deadline {
-                if let m = reader.poll(timeout: .milliseconds(200)), m.error == nil {
-                    if m.topic == "universeg.results" { results.append(m) } else { dead.append(m) }
-                }
-                if !complete && results.count >= expectedResults && dead.count >= expectedDead {
-                    complete = true
-                    deadline = Date().addingTimeInterval(3)
-                }
-            }
-            return (results, dead)
-        }
+        let (results, dead) = try await WorkerHarness.readResultsAndDeadLetters(
+            bootstrap: bootstrap, results: expectedResults, deadLetters: expectedDead, seconds: 180, linger: 3)
         #expect(worker.process.isRunning, "the worker must still run after the corpus:\n\(worker.log.suffix(3000))")
 
         // Index them by the request record they answer.

@@ -90,9 +90,11 @@ enum WorkerHarness {
     }
 
     /// Reads the results and dead-letter topics from their start, as a new group, until there are at
-    /// least `results` result records and `deadLetters` dead letters, or `seconds` have passed.
+    /// least `results` result records and `deadLetters` dead letters, or `seconds` have passed; once
+    /// there are, it reads `linger` seconds longer, to catch records that should not exist.
     static func readResultsAndDeadLetters(bootstrap: String, results wantedResults: Int, deadLetters wantedDead: Int,
-                                          seconds: Double = 90) async throws -> (results: [KafkaMessage], dead: [KafkaMessage]) {
+                                          seconds: Double = 90, linger: Double = 0) async throws
+        -> (results: [KafkaMessage], dead: [KafkaMessage]) {
         try await blocking { () -> ([KafkaMessage], [KafkaMessage]) in
             var config = KafkaConfiguration(bootstrapServers: [bootstrap])
             config["group.id"] = "reader-" + UUID().uuidString
@@ -102,10 +104,16 @@ enum WorkerHarness {
             defer { try? reader.close() }
             try reader.subscribe(topics: ["universeg.results", "universeg.requests.dlq"])
             var results: [KafkaMessage] = [], dead: [KafkaMessage] = []
-            let deadline = Date().addingTimeInterval(seconds)
-            while (results.count < wantedResults || dead.count < wantedDead) && Date() < deadline {
-                guard let m = reader.poll(timeout: .milliseconds(200)), m.error == nil else { continue }
-                if m.topic == "universeg.results" { results.append(m) } else { dead.append(m) }
+            var deadline = Date().addingTimeInterval(seconds)
+            var complete = false
+            while Date() < deadline {
+                if let m = reader.poll(timeout: .milliseconds(200)), m.error == nil {
+                    if m.topic == "universeg.results" { results.append(m) } else { dead.append(m) }
+                }
+                if !complete && results.count >= wantedResults && dead.count >= wantedDead {
+                    complete = true
+                    deadline = min(deadline, Date().addingTimeInterval(linger))
+                }
             }
             return (results, dead)
         }
