@@ -25,7 +25,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 
@@ -48,8 +48,9 @@ def resolve_checkpoint(src: Path, which: str) -> Path:
 
 def stepping_minutes(run_dir: Path, upto_step: int) -> Optional[float]:
     """Minutes spent in training steps up to ``upto_step``, from the run's log (each "train"
-    record carries the mean seconds per step of the steps since the previous record). Unlike
-    the checkpoint's wall time it leaves out evaluations and time the run was paused."""
+    record carries the mean wall seconds per step of the steps since the previous record).
+    Unlike the checkpoint's wall time it leaves out evaluations, but not time the run was
+    stopped (SIGSTOP): for such runs pass the stepping minutes with --phase-minutes."""
     log = run_dir / "log.jsonl"
     if not log.exists():
         return None
@@ -63,19 +64,33 @@ def stepping_minutes(run_dir: Path, upto_step: int) -> Optional[float]:
     return total / 60.0
 
 
+def phase_minutes(run_dir: Path, upto_step: int, overrides: Dict[str, float]) -> Optional[float]:
+    """The stepping minutes of a run: from --phase-minutes if given for it, else from its log."""
+    if run_dir.name in overrides:
+        return overrides[run_dir.name]
+    return stepping_minutes(run_dir, upto_step)
+
+
+def averaged_steps(ck: Dict) -> Optional[List[str]]:
+    """The steps an average (Scripts/average_checkpoints.py) was made of, or None."""
+    if "averaged_from" not in ck:
+        return None
+    return [a.rsplit("(step ", 1)[-1].rstrip(")") for a in ck["averaged_from"]]
+
+
 INIT_FROM = re.compile(r"^(?P<path>.+) \(step (?P<step>\d+), (?P<examples>\d+) examples\)$")
 
 
-def provenance(ckpt_path: Path, ck: Dict, minutes_override: Dict[str, float]) -> str:
+def provenance(ckpt_path: Path, ck: Dict, minutes: Optional[float],
+               minutes_override: Dict[str, float]) -> str:
     """One sentence on the training phases behind a checkpoint: this run's stepping minutes,
     then each run it was initialised from (train.py --init-from), as far as their logs exist."""
     run_dir, cfg = ckpt_path.parent, ck["config"]
-    minutes = minutes_override.get(run_dir.name, stepping_minutes(run_dir, ck["step"]))
+    steps = averaged_steps(ck)
     parts = [f"this phase ({run_dir.name}): {ck['step']} steps"
              + (f", {minutes:.1f} min of stepping" if minutes is not None else "")
              + f" ({ck['wall_s'] / 60:.1f} min wall)"
-             + (f", weights averaged over steps {', '.join(a.rsplit('(step ', 1)[-1].rstrip(')') for a in ck['averaged_from'])}"
-                if "averaged_from" in ck else "")]
+             + (f", weights averaged over steps {', '.join(steps)}" if steps else "")]
     seen = {run_dir.resolve()}
     while cfg.get("init_from"):
         m = INIT_FROM.match(cfg["init_from"])
@@ -86,7 +101,7 @@ def provenance(ckpt_path: Path, ck: Dict, minutes_override: Dict[str, float]) ->
         if parent.resolve() in seen:
             break
         seen.add(parent.resolve())
-        pm = minutes_override.get(parent.name, stepping_minutes(parent, int(m["step"])))
+        pm = phase_minutes(parent, int(m["step"]), minutes_override)
         parts.append(f"initialised from {parent.name} ({m['step']} steps"
                      + (f", {pm:.1f} min" if pm is not None else "") + ")")
         cfg_path = parent / "config.json"
@@ -136,11 +151,12 @@ def main() -> int:
             rec = json.loads(line)
             if rec.get("kind") == "eval" and rec["step"] == ck["step"]:
                 val = rec["dice"]["mean"]
+    minutes = phase_minutes(ckpt_path.parent, ck["step"], minutes_override)
     extra = {
         "name": args.name, "description": args.description,
         "training_step": str(ck["step"]), "training_examples": str(ck["examples"]),
-        "training_minutes": f"{minutes_override.get(ckpt_path.parent.name) or stepping_minutes(ckpt_path.parent, ck['step']) or ck['wall_s'] / 60:.1f}",
-        "training_note": provenance(ckpt_path, ck, minutes_override),
+        "training_minutes": f"{minutes if minutes is not None else ck['wall_s'] / 60:.1f}",
+        "training_note": provenance(ckpt_path, ck, minutes, minutes_override),
         "training_input_size": str(cfg["input_size"]),
         "training_support_size": "-".join(str(s) for s in cfg["support"]),
         "training_data": "synthetic tasks + dc1000-dental-caries, drive, dsb2018-nuclei, "
@@ -148,9 +164,8 @@ def main() -> int:
         "parameters": str(parameter_count(model)), "storage_dtype": args.dtype.upper(),
         "checkpoint": ckpt_path.name,
     }
-    if "averaged_from" in ck:
-        extra["averaged_steps"] = ",".join(a.rsplit("(step ", 1)[-1].rstrip(")")
-                                           for a in ck["averaged_from"])
+    if averaged_steps(ck):
+        extra["averaged_steps"] = ",".join(averaged_steps(ck))
     if val is not None:
         extra["validation_dice_mean"] = f"{val:.2f}"
     args.output.parent.mkdir(parents=True, exist_ok=True)
