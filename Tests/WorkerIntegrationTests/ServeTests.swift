@@ -22,6 +22,21 @@ struct ServeTests {
         try WorkerHarness.writeWeightsAndConfig(dir)
     }
 
+    /// A Tansu broker with the four topics, and a test directory made by `prepare`. The caller
+    /// stops the broker.
+    func startBrokerAndStore() async throws -> (broker: TansuBroker, dir: TemporaryDirectory) {
+        let broker = try await TansuBroker.start()
+        do {
+            let dir = try TemporaryDirectory()
+            try prepare(dir, brokers: broker.bootstrapServers)
+            try await WorkerHarness.createTopics(broker.bootstrapServers)
+            return (broker, dir)
+        } catch {
+            broker.stop()
+            throw error
+        }
+    }
+
     static func pair(seed: Int) -> ([UInt8], [UInt8]) {
         var image = [UInt8](repeating: 180, count: 576), label = [UInt8](repeating: 0, count: 576)
         let c = 8 + seed % 5
@@ -31,12 +46,9 @@ struct ServeTests {
 
     @Test(.timeLimit(.minutes(3)))
     func requestsBecomeResultsErrorsBecomeDeadLettersAndOffsetsAreCommitted() async throws {
-        let broker = try await TansuBroker.start()
+        let (broker, dir) = try await startBrokerAndStore()
         defer { broker.stop() }
-        let dir = try TemporaryDirectory()
-        try prepare(dir, brokers: broker.bootstrapServers)
         let bootstrap = broker.bootstrapServers
-        try await WorkerHarness.createTopics(bootstrap)
         // Three requests: a valid one with ground truth, malformed JSON, an unknown support set.
         let (query, truth) = Self.pair(seed: 2)
         let q64 = Data(try PNGCodec.encodeGray8(query, width: 24, height: 24)).base64EncodedString()
@@ -98,12 +110,9 @@ struct ServeTests {
     /// and the worker keeps running.
     @Test(.timeLimit(.minutes(3)))
     func anUnreachableStoreGivesInternalDeadLettersAndTheWorkerKeepsRunning() async throws {
-        let broker = try await TansuBroker.start()
+        let (broker, dir) = try await startBrokerAndStore()
         defer { broker.stop() }
-        let dir = try TemporaryDirectory()
-        try prepare(dir, brokers: broker.bootstrapServers)
         let bootstrap = broker.bootstrapServers
-        try await WorkerHarness.createTopics(bootstrap)
         let (query, _) = Self.pair(seed: 1)
         let q64 = Data(try PNGCodec.encodeGray8(query, width: 24, height: 24)).base64EncodedString()
         let ids = ["down-1", "down-2"]
@@ -153,12 +162,9 @@ struct ServeTests {
     /// possibly twice, from redelivery), none is lost, and duplicates carry identical masks.
     @Test(.timeLimit(.minutes(3)))
     func requestsInFlightAtSigkillAreProcessedAgainAfterRestart() async throws {
-        let broker = try await TansuBroker.start()
+        let (broker, dir) = try await startBrokerAndStore()
         defer { broker.stop() }
-        let dir = try TemporaryDirectory()
-        try prepare(dir, brokers: broker.bootstrapServers)
         let bootstrap = broker.bootstrapServers
-        try await WorkerHarness.createTopics(bootstrap)
         // Large query images (2500x2500) make each request take a noticeable time (resizing,
         // mask encoding), so several are in flight or queued when the worker is killed.
         var big = [UInt8](repeating: 170, count: 2500 * 2500)
