@@ -11,6 +11,10 @@
 //   SegKafka     a thin wrapper over librdkafka
 //   SegOperations     journald/stderr logging, systemd notify, Prometheus metrics and endpoint
 //   SegDaemon    the Kafka pipeline: bounded executor, in-order commits, watchdog
+//   SegHTTP      bounded HTTP(S) client (URLSession): size limits while reading, transient vs permanent
+//   CDcmtk       C++ shim over Debian's DCMTK 3.6.7: decode DICOM pixels, write DICOM SEG (dcmseg)
+//   SegDICOM     DICOM objects (parse, frames as modality values, slice order) and SEG writing
+//   SegDICOMweb  DICOMweb client (QIDO-RS, WADO-RS, STOW-RS) over SegHTTP
 //   SegPlatform  versions of the linked C libraries
 //   UniverSegWorker   the `universeg-worker` executable and its subcommands
 import PackageDescription
@@ -51,6 +55,18 @@ let package = Package(
         .systemLibrary(name: "CLibPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
 
+        // DCMTK's dcmtk.pc is unusable (it requires sndfile, which libdcmtk-dev does not pull in):
+        // the libraries are named explicitly instead of through pkg-config.
+        .target(
+            name: "CDcmtk",
+            cxxSettings: [.unsafeFlags(["-std=c++17"])],
+            linkerSettings: [
+                .linkedLibrary("dcmseg"), .linkedLibrary("dcmfg"), .linkedLibrary("dcmiod"),
+                .linkedLibrary("dcmjpls"), .linkedLibrary("dcmjpeg"), .linkedLibrary("dcmimage"),
+                .linkedLibrary("dcmimgle"), .linkedLibrary("dcmdata"), .linkedLibrary("oflog"), .linkedLibrary("ofstd"),
+            ]
+        ),
+
         // MARK: Compute
         .target(name: "SegKernels", dependencies: ["COpenBLAS"], swiftSettings: swiftSettings + kernelCPUSettings),
         .target(name: "SegModel", dependencies: ["SegKernels"], swiftSettings: swiftSettings),
@@ -64,6 +80,11 @@ let package = Package(
             // Not compiled for AVX2 itself: this module checks the CPU before any kernel runs.
             swiftSettings: swiftSettings + (kernelsNeedAVX2 ? [.define("UNIVERSEG_KERNELS_AVX2")] : [])
         ),
+
+        // MARK: HTTP and DICOM
+        .target(name: "SegHTTP", swiftSettings: swiftSettings),
+        .target(name: "SegDICOM", dependencies: ["CDcmtk"], swiftSettings: swiftSettings),
+        .target(name: "SegDICOMweb", dependencies: ["SegHTTP"], swiftSettings: swiftSettings),
 
         // MARK: Operations (journald/stderr logging, systemd notify, Prometheus registry and endpoint)
         .target(
@@ -107,6 +128,9 @@ let package = Package(
             exclude: ["Fixtures"], swiftSettings: swiftSettings
         ),
         .testTarget(name: "SegIOTests", dependencies: ["SegIO", "SegModel", "SegTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "SegHTTPTests", dependencies: ["SegHTTP", "SegTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "SegDICOMTests", dependencies: ["SegDICOM", "SegTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "SegDICOMwebTests", dependencies: ["SegDICOMweb", "SegHTTP", "SegTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "SegKafkaTests", dependencies: ["SegKafka", "SegTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "SegServiceTests", dependencies: ["SegService", "SegIO", "SegModel", "SegOperations"], swiftSettings: swiftSettings),
         .testTarget(

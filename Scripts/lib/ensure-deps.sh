@@ -3,7 +3,15 @@
 
 # systemd: systemd-analyze, for the unit checks in Tests/WorkerCLITests/DeployUnitsTests.swift
 # (a fresh Debian container has libsystemd0 but not the systemd package).
-APT_PACKAGES=(pkg-config librdkafka-dev libopenblas-dev libpng-dev libsystemd-dev systemd)
+# DICOM: libdcmtk-dev (pixel decoding and SEG writing, linked by Sources/CDcmtk), and for the tests
+# a real PACS (orthanc with its DICOMweb plugin), DCMTK's command-line tools and dciodvfy
+# (dicom3tools), which checks every SEG the tests produce against the Segmentation IOD.
+APT_PACKAGES=(pkg-config librdkafka-dev libopenblas-dev libpng-dev libsystemd-dev systemd
+              libdcmtk-dev dcmtk orthanc orthanc-dicomweb dicom3tools)
+
+# Test fixtures and the independent SEG reader of the DICOM tests (pydicom writes the source
+# series, highdicom reads every SEG back); script side only, the worker never imports Python.
+DICOM_PIP_PACKAGES=(pydicom==3.0.2 highdicom==0.28.2 pillow)
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -28,4 +36,14 @@ ensure_swift() {
         done
     fi
     command -v swift >/dev/null 2>&1 || { echo "error: Swift 6 toolchain not found on PATH" >&2; exit 1; }
+}
+
+ensure_dicom_python() {
+    if ! python3 -c 'import pydicom, highdicom, PIL' >/dev/null 2>&1; then
+        echo "installing: ${DICOM_PIP_PACKAGES[*]} (pip)" >&2
+        python3 -m pip install --quiet --disable-pip-version-check "${DICOM_PIP_PACKAGES[@]}" >/dev/null || {
+            echo "error: 'pip install ${DICOM_PIP_PACKAGES[*]}' failed" >&2
+            return 1
+        }
+    fi
 }
