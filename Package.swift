@@ -145,7 +145,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WorkerIntegrationTests",
-            dependencies: ["UniverSegWorker", "SegTesting", "SegKafka", "SegIO", "SegModel"],
+            dependencies: ["UniverSegWorker", "SegTesting", "SegKafka", "SegIO", "SegModel", "SegOperations"],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),

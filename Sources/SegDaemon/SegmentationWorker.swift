@@ -20,6 +20,11 @@ internal import Synchronization
 ///   (`OffsetTracker`); stored offsets are committed by the auto-commit timer and at shutdown.
 /// - On revocation, queued work of the revoked partitions is dropped and running work finishes
 ///   without storing its offset (the new owner processes it again).
+/// - A transient failure (a store or PACS down, a timeout, HTTP 5xx) is neither a result nor a dead
+///   letter: the request goes back to the head of the queue, the partitions pause, and it is tried
+///   again after a capped exponential backoff (`DependencyGate`, `RetryPolicy`) for as long as the
+///   outage lasts; polling and watchdog pings go on. `universeg_dependency_up` and one log line per
+///   change say what is down.
 /// - `requestStop()` (SIGTERM/SIGINT) stops fetching, drains in-flight work up to the deadline,
 ///   commits, leaves the group and flushes the producer.
 /// - `.replay` mode reads fixed offset ranges (its own group, manual assignment), marks results
@@ -46,6 +51,10 @@ public final class SegmentationWorker: @unchecked Sendable {
     struct Job {
         let message: KafkaMessage
         let received: ContinuousClock.Instant
+        /// Arrival order: a job put back after a transient failure goes before later ones.
+        let sequence: UInt64
+        /// The dependency this job failed on last (it waits for it to come back).
+        var waitingOn: String?
     }
 
     /// How the worker gets its partitions.
@@ -108,25 +117,27 @@ public final class SegmentationWorker: @unchecked Sendable {
         /// Replay: partitions still being read.
         var replayOpen: Set<TopicPartition> = []
         var replay = ReplaySummary()
+        var gate: DependencyGate
+        var nextSequence: UInt64 = 0
     }
 
     public let configuration: WorkerConfiguration
     public let processor: RequestProcessor
     let consumer: KafkaConsumer
     let producer: KafkaProducer
-    let state = Mutex(State())
+    let state: Mutex<State>
     let stop = Atomic<Bool>(false)
     let logger: Logger
     public let metrics: WorkerMetrics
     public let mode: Mode
-    let highWater: Int
-    let lowWater: Int
+    let backPressure: BackPressure
     /// The poll loop goes round at least every 100 ms; this long without a round is a stall.
     static let pollStallLimit: Duration = .seconds(15)
 
     public init(configuration: WorkerConfiguration, processor: RequestProcessor, consumerConfiguration: KafkaConfiguration,
                 producerConfiguration: KafkaConfiguration, logger: Logger, metrics: WorkerMetrics? = nil,
-                mode: Mode = .group) throws {
+                mode: Mode = .group, retryPolicy: RetryPolicy = RetryPolicy()) throws {
+        self.state = Mutex(State(gate: DependencyGate(policy: retryPolicy)))
         self.configuration = configuration
         self.processor = processor
         var consumerConfiguration = consumerConfiguration
@@ -137,11 +148,9 @@ public final class SegmentationWorker: @unchecked Sendable {
         self.logger = logger
         self.metrics = metrics ?? WorkerMetrics(modelName: processor.weights.name, modelSHA256: processor.weights.sha256)
         self.mode = mode
-        // Pause with max_queued requests waiting behind the running ones; resume at half, early
-        // enough that the refetch (pausing drops librdkafka's prefetched records) arrives
-        // before the executor runs dry.
-        self.highWater = configuration.maxInFlight + configuration.maxQueued
-        self.lowWater = configuration.maxInFlight + configuration.maxQueued / 2
+        // Pause with max_queued requests waiting behind the running ones; resume at half.
+        self.backPressure = BackPressure(maxInFlight: configuration.maxInFlight, maxQueued: configuration.maxQueued)
+        for dependency in processor.dependencies { self.metrics.declareDependency(dependency) }
         self.metrics.registry.addCollector { [weak self] in self?.refreshMetrics() }
     }
 
@@ -159,7 +168,8 @@ public final class SegmentationWorker: @unchecked Sendable {
         state.withLock { s in
             let sincePoll = now - s.lastPoll
             let pending = s.running + s.queue.count > 0
-            let stalled = pending && now - s.lastProgress > .milliseconds(Int(configuration.stallTimeoutSeconds * 1000))
+            // Waiting for a dependency to come back is not a stall: the process is healthy.
+            let stalled = pending && !s.gate.isAnyDown && now - s.lastProgress > .milliseconds(Int(configuration.stallTimeoutSeconds * 1000))
             return Health(sinceLastPoll: sincePoll, executorStalled: stalled, pollStalled: sincePoll > Self.pollStallLimit)
         }
     }
@@ -201,6 +211,7 @@ public final class SegmentationWorker: @unchecked Sendable {
             state.withLock { $0.lastPoll = now }
             handleRebalance()
             applyBackPressure()
+            startQueued()  // a request held back by an outage starts once its retry time has come
             if now >= nextStatistics {
                 nextStatistics = now + .seconds(1)
                 if let stats = consumer.statistics() {
@@ -251,7 +262,8 @@ public final class SegmentationWorker: @unchecked Sendable {
         state.withLock { s in
             s.tracker.started(key, offset: message.offset)
             if s.queue.isEmpty && s.running == 0 { s.lastProgress = .now }
-            s.queue.append(Job(message: message, received: .now))
+            s.queue.append(Job(message: message, received: .now, sequence: s.nextSequence, waitingOn: nil))
+            s.nextSequence += 1
             s.counters.inFlight = s.tracker.inFlight
         }
         startQueued()
@@ -278,6 +290,10 @@ public final class SegmentationWorker: @unchecked Sendable {
                     s.queue.removeAll { job in partitions.contains(job.message.topicPartition) }
                     s.counters.dropped += before - s.queue.count
                     s.counters.inFlight = s.tracker.inFlight
+                    // An outage with no request left waiting on it: nothing to retry here.
+                    for dependency in s.gate.down.keys where !s.queue.contains(where: { $0.waitingOn == dependency }) {
+                        s.gate.forget(dependency)
+                    }
                     return before - s.queue.count
                 }
                 metrics.rebalance("revoked", partitions: partitions.count)
@@ -290,19 +306,25 @@ public final class SegmentationWorker: @unchecked Sendable {
     }
 
     private func applyBackPressure() {
-        let (load, paused, assigned) = state.withLock { s in (s.queue.count + s.running, s.paused, Array(s.assigned)) }
-        if !paused && load >= highWater && !assigned.isEmpty {
+        let (load, paused, assigned, waiting) = state.withLock { s in
+            (s.queue.count + s.running, s.paused, Array(s.assigned), s.gate.isAnyDown)
+        }
+        switch backPressure.decide(load: load, paused: paused, waitingOnDependency: waiting, hasPartitions: !assigned.isEmpty) {
+        case .pause:
             do {
                 try consumer.pause(assigned)
                 state.withLock { $0.paused = true; $0.counters.pausedPartitions = assigned.count }
-                logger.notice("partitions paused (back-pressure)", metadata: ["load": "\(load)", "partitions": "\(assigned.count)"])
+                logger.notice(waiting ? "partitions paused (waiting for a dependency)" : "partitions paused (back-pressure)",
+                              metadata: ["load": "\(load)", "partitions": "\(assigned.count)"])
             } catch { logger.error("pause failed", metadata: ["error": "\(error)"]) }
-        } else if paused && load <= lowWater {
+        case .resume:
             do {
                 try consumer.resume(assigned)
                 state.withLock { $0.paused = false; $0.counters.pausedPartitions = 0 }
                 logger.notice("partitions resumed", metadata: ["load": "\(load)"])
             } catch { logger.error("resume failed", metadata: ["error": "\(error)"]) }
+        case .none:
+            break
         }
     }
 
@@ -310,17 +332,17 @@ public final class SegmentationWorker: @unchecked Sendable {
 
     private func startQueued() {
         while true {
-            let next: (Job, SessionLease)? = state.withLock { s in
-                guard s.running < configuration.maxInFlight, !s.queue.isEmpty else { return nil }
+            let next: (Job, SessionLease?)? = state.withLock { s in
+                guard s.running < configuration.maxInFlight, !s.queue.isEmpty, s.gate.mayStart(now: .now) else { return nil }
                 s.running += 1
                 s.lastProgress = .now
-                let job = s.queue.removeFirst()
-                let lease = s.sessions.popLast() ?? SessionLease(session: InferenceSession(model: processor.weights.model))
-                return (job, lease)
+                return (s.queue.removeFirst(), s.sessions.popLast())
             }
             guard let (job, lease) = next else { return }
             DispatchQueue.global(qos: .userInitiated).async { [self] in
-                execute(job, session: lease.session)
+                // A new session plans its memory (hundreds of MB): made here, outside the lock
+                // that the poll loop needs.
+                execute(job, session: lease?.session ?? InferenceSession(model: processor.weights.model))
             }
         }
     }
@@ -332,12 +354,54 @@ public final class SegmentationWorker: @unchecked Sendable {
         let source = SegmentationResult.Source(topic: m.topic, partition: m.partition, offset: m.offset)
         var outcome = processor.process(value: m.value, source: source, queuedMs: queuedMs, session: session)
         if case .replay = mode { outcome = outcome.markedAsReplay() }
-        state.withLock { s in
+        let key = OffsetTracker.Key(topic: m.topic, partition: m.partition)
+        let now = ContinuousClock.now
+        let (change, dependency, retryIn, abandoned) = state.withLock { s -> (DependencyGate.Change, String?, Duration?, Bool) in
             s.sessions.append(SessionLease(session: session))
             s.running -= 1
-            s.lastProgress = .now
+            s.lastProgress = now
+            if case .unavailable(_, let error) = outcome, let dependency = error.dependency {
+                guard s.tracker.isTracked(key) else { return (.none, dependency, nil, true) }  // revoked meanwhile
+                if isStopping {
+                    // Not retried while stopping: the partition's offsets stay where they are and
+                    // the request is redelivered to whoever owns the partition next.
+                    s.tracker.revoked([key])
+                    s.counters.inFlight = s.tracker.inFlight
+                    return (.none, dependency, nil, true)
+                }
+                var again = job
+                again.waitingOn = dependency
+                let index = s.queue.firstIndex { $0.sequence > job.sequence } ?? s.queue.endIndex
+                s.queue.insert(again, at: index)
+                let (change, wait) = s.gate.failed(dependency, reason: error.reason, now: now, unit: Double.random(in: 0..<1))
+                return (change, dependency, wait, false)
+            }
+            if let waited = job.waitingOn { return (s.gate.succeeded(waited, now: now), waited, nil, false) }
+            return (.none, nil, nil, false)
+        }
+        if let dependency {
+            var meta: Logger.Metadata = ["dependency": "\(dependency)", "kafka_topic": "\(m.topic)",
+                                         "kafka_partition": "\(m.partition)", "kafka_offset": "\(m.offset)"]
+            switch change {
+            case .wentDown:
+                metrics.dependency(dependency, up: false)
+                if case .unavailable(_, let error) = outcome { meta["why"] = "\(error.reason)" }
+                meta["retry_in_ms"] = "\(retryIn.map { Int($0.milliseconds) } ?? 0)"
+                logger.warning("dependency down: requests wait and are retried", metadata: meta)
+            case .stillDown(let failures):
+                meta["failures"] = "\(failures)"
+                meta["retry_in_ms"] = "\(retryIn.map { Int($0.milliseconds) } ?? 0)"
+                logger.debug("dependency still down", metadata: meta)
+            case .cameBack(let downFor):
+                metrics.dependency(dependency, up: true)
+                meta["down_ms"] = "\(Int(downFor.milliseconds))"
+                logger.notice("dependency back: resuming", metadata: meta)
+            case .none:
+                if abandoned { logger.info("not retried (stopping or revoked); left for redelivery", metadata: meta) }
+            }
         }
         startQueued()
+        if case .unavailable = outcome { return }
         publish(outcome, for: m)
     }
 
@@ -358,6 +422,8 @@ public final class SegmentationWorker: @unchecked Sendable {
             if let set = result.supportSet { meta["support_set"] = "\(set.id)@\(set.version)" }
             meta["duration_ms"] = "\(Int(result.timingsMs?.total ?? 0))"
             logger.info("request ok", metadata: meta)
+        case .unavailable:
+            return  // nothing to publish: the request is retried
         case .failed(let id, let result, let error):
             failedCode = error.code
             if let id, let result, let json = try? encoder.encode(result) {
@@ -448,6 +514,8 @@ public final class SegmentationWorker: @unchecked Sendable {
                 record["support_set"] = ["id": set.id, "version": set.version, "size_used": set.sizeUsed]
             }
             record["source"] = ["topic": result.source.topic, "partition": result.source.partition, "offset": result.source.offset]
+        case .unavailable:
+            return nil
         case .failed(let id, let result, let error):
             if let id { record["request_id"] = id }
             record["status"] = "error"
@@ -491,32 +559,37 @@ public final class SegmentationWorker: @unchecked Sendable {
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 
+    /// Sends one record; on failure retries what librdkafka marks retriable (or a full local
+    /// queue), up to `attempts` times with backoff. A fatal producer error, or a failure that
+    /// cannot be retried, reports `false`: the caller stops the worker with nothing stored.
     private func sendWithRetry(topic: String, key: [UInt8]?, value: [UInt8]?, headers: [(String, [UInt8])], attempts: Int,
                                done: @escaping @Sendable (Bool) -> Void) {
-        do {
-            try producer.send(topic: topic, key: key, value: value, headers: headers) { [self] result in
-                switch result {
-                case .success: done(true)
-                case .failure(let error):
-                    logger.warning("delivery failed", metadata: ["kafka_topic": "\(topic)", "error": "\(error)"])
-                    if attempts > 1 {
-                        DispatchQueue.global().asyncAfter(deadline: .now() + 0.5) {
-                            self.sendWithRetry(topic: topic, key: key, value: value, headers: headers, attempts: attempts - 1, done: done)
-                        }
-                    } else {
-                        done(false)
-                    }
-                }
-            }
-        } catch {
-            logger.warning("enqueue for delivery failed", metadata: ["kafka_topic": "\(topic)", "error": "\(error)"])
-            if attempts > 1 {
-                DispatchQueue.global().asyncAfter(deadline: .now() + 0.2) {
+        let retry: @Sendable (KafkaError, Double) -> Void = { [self] error, seconds in
+            if error.isFatal {
+                logger.critical("fatal producer error", metadata: ["kafka_topic": "\(topic)", "error": "\(error)"])
+                done(false)
+            } else if (error.isRetriable || error.code == .queueFull) && attempts > 1 {
+                logger.warning("delivery failed; retrying", metadata: ["kafka_topic": "\(topic)", "error": "\(error)"])
+                DispatchQueue.global().asyncAfter(deadline: .now() + seconds) {
                     self.sendWithRetry(topic: topic, key: key, value: value, headers: headers, attempts: attempts - 1, done: done)
                 }
             } else {
+                logger.error("delivery failed", metadata: ["kafka_topic": "\(topic)", "error": "\(error)"])
                 done(false)
             }
+        }
+        do {
+            try producer.send(topic: topic, key: key, value: value, headers: headers) { result in
+                switch result {
+                case .success: done(true)
+                case .failure(let error): retry(error, 0.5)
+                }
+            }
+        } catch let error as KafkaError {
+            retry(error, 0.2)
+        } catch {
+            logger.error("enqueue for delivery failed", metadata: ["kafka_topic": "\(topic)", "error": "\(error)"])
+            done(false)
         }
     }
 
@@ -525,9 +598,25 @@ public final class SegmentationWorker: @unchecked Sendable {
     private func shutdown() throws {
         let assigned = state.withLock { Array($0.assigned) }
         if !assigned.isEmpty { try? consumer.pause(assigned) }
+        // Requests waiting for a dependency are not retried while stopping: their partitions keep
+        // their committed offsets and the requests are redelivered.
+        let leftWaiting = state.withLock { s -> Int in
+            guard s.gate.isAnyDown else { return 0 }
+            let keys = Set(s.queue.map { OffsetTracker.Key(topic: $0.message.topic, partition: $0.message.partition) })
+            let count = s.queue.count
+            s.queue.removeAll()
+            s.tracker.revoked(Array(keys))
+            for d in s.gate.down.keys { s.gate.forget(d) }
+            s.counters.inFlight = s.tracker.inFlight
+            return count
+        }
+        if leftWaiting > 0 {
+            logger.notice("stopping during a dependency outage: waiting requests left for redelivery", metadata: ["requests": "\(leftWaiting)"])
+        }
         let deadline = ContinuousClock.now + .milliseconds(Int(configuration.drainTimeoutSeconds * 1000))
         logger.notice("stopping: draining in-flight requests", metadata: ["in_flight": "\(state.withLock { $0.tracker.inFlight })"])
-        while state.withLock({ $0.tracker.inFlight }) > 0 && ContinuousClock.now < deadline {
+        while state.withLock({ $0.tracker.inFlight > 0 || $0.running > 0 }) && ContinuousClock.now < deadline {
+            startQueued()
             // Keep serving callbacks (rebalance) while waiting; partitions are paused.
             if let message = consumer.poll(timeout: .milliseconds(50)), message.error == nil {
                 // A record fetched before the pause took effect: leave it for the next owner.

@@ -25,6 +25,7 @@ public final class WorkerMetrics: Sendable {
     static let healthy = "universeg_healthy"
     static let ready = "universeg_ready"
     static let rss = "process_resident_memory_bytes"
+    static let dependencyUp = "universeg_dependency_up"
 
     public init(registry: MetricsRegistry = MetricsRegistry(), modelName: String, modelSHA256: String) {
         self.registry = registry
@@ -45,6 +46,7 @@ public final class WorkerMetrics: Sendable {
         registry.register(Self.healthy, help: "1 while the poll loop and the executor make progress.", kind: .gauge)
         registry.register(Self.ready, help: "1 once the worker consumes (after warm-up and subscription).", kind: .gauge)
         registry.register(Self.rss, help: "Resident memory of the process.", kind: .gauge)
+        registry.register(Self.dependencyUp, help: "0 while requests wait for this dependency (store, dicomweb:NAME) to come back, else 1.", kind: .gauge)
         registry.set(Self.model, [("name", modelName), ("sha256", modelSHA256)], 1)
         registry.set(Self.ready, 0)
         registry.set(Self.healthy, 1)
@@ -59,8 +61,15 @@ public final class WorkerMetrics: Sendable {
         case .failed(_, _, let error):
             registry.add(Self.requests, [("outcome", "error"), ("code", error.code.rawValue)])
             registry.add(Self.deadLetters)
+        case .unavailable:
+            break
         }
     }
+
+    /// Declares a dependency (value 1) so that its series exists before any outage.
+    public func declareDependency(_ name: String) { registry.set(Self.dependencyUp, [("dependency", name)], 1) }
+
+    func dependency(_ name: String, up: Bool) { registry.set(Self.dependencyUp, [("dependency", name)], up ? 1 : 0) }
 
     private func observe(_ t: SegmentationResult.Timings) {
         for (stage, ms) in [("queue", t.queue), ("fetch", t.fetch), ("inference", t.inference), ("total", t.total)] {

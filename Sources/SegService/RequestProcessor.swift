@@ -15,13 +15,19 @@ public final class RequestProcessor: Sendable {
     public let imageLimits: ImageLimits
     public let requestLimits: SegmentationRequest.Limits
     public let workerName: String
+    /// Test-only: every inference takes at least this long (it sleeps for the rest), so tests of
+    /// long requests do not depend on the machine's speed. Set by `serve` from
+    /// UNIVERSEG_TEST_MIN_INFERENCE_MS; nil in production.
+    public let minimumInferenceTimeForTesting: Duration?
     /// The largest mask PNG a result may carry: base64 makes it 800,000 bytes, which leaves room
     /// for the rest of the result and its copied headers under a 1,000,000-byte record.
     public static let maxMaskPNGBytes = 600_000
 
     public init(weights: WeightsFile, store: SupportSetStore, cache: SupportSetCache,
                 imageLimits: ImageLimits = ImageLimits(maxWidth: 8192, maxHeight: 8192, maxPixels: 40_000_000),
-                requestLimits: SegmentationRequest.Limits = .init(), workerName: String) {
+                requestLimits: SegmentationRequest.Limits = .init(), workerName: String,
+                minimumInferenceTimeForTesting: Duration? = nil) {
+        self.minimumInferenceTimeForTesting = minimumInferenceTimeForTesting
         self.weights = weights
         self.store = store
         self.cache = cache
@@ -30,17 +36,25 @@ public final class RequestProcessor: Sendable {
         self.workerName = workerName
     }
 
+    /// What this processor depends on, as named in transient errors and in
+    /// `universeg_dependency_up{dependency}`.
+    public var dependencies: [String] { ["store"] }
+
     public enum Outcome: Sendable {
         /// A result for the results topic.
         case ok(requestID: String, result: SegmentationResult)
         /// A failed request: an error result (when the request had a usable request_id) and the
         /// error for the dead-letter record.
         case failed(requestID: String?, result: SegmentationResult?, error: ServiceError)
+        /// A transient failure (`error.dependency` names what is down): no result, no dead
+        /// letter; the caller waits and processes the same record again.
+        case unavailable(requestID: String?, error: ServiceError)
 
         public var requestID: String? {
             switch self {
             case .ok(let id, _): id
             case .failed(let id, _, _): id
+            case .unavailable(let id, _): id
             }
         }
 
@@ -53,6 +67,8 @@ public final class RequestProcessor: Sendable {
             case .failed(let id, var result, let error):
                 result?.replay = true
                 return .failed(requestID: id, result: result, error: error)
+            case .unavailable:
+                return self
             }
         }
     }
@@ -99,6 +115,10 @@ public final class RequestProcessor: Sendable {
                 // Its result record would be too large to deliver (RecordBounds).
                 throw ServiceError(.imageTooLarge, "the mask PNG is \(png.count) bytes, above the \(Self.maxMaskPNGBytes) a result can carry")
             }
+            if let minimum = minimumInferenceTimeForTesting {
+                let elapsed = ContinuousClock.now - fetched
+                if elapsed < minimum { Thread.sleep(forTimeInterval: Double((minimum - elapsed).components.seconds) + Double((minimum - elapsed).components.attoseconds) * 1e-18) }
+            }
             let inferred = ContinuousClock.now
             var dice: Double? = nil
             if let truthBytes = request.groundTruth {
@@ -129,6 +149,7 @@ public final class RequestProcessor: Sendable {
             case let e as IOError: serviceError = ServiceError(.internal, e.message)
             default: serviceError = ServiceError(.internal, "unexpected error")
             }
+            if serviceError.isTransient { return .unavailable(requestID: requestID, error: serviceError) }
             let result = requestID.map {
                 SegmentationResult(requestID: $0, status: "error", mask: nil, foregroundFraction: nil, dice: nil, model: model,
                                    supportSet: nil, options: nil, timingsMs: nil, worker: workerName, source: source,

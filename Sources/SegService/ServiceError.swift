@@ -1,5 +1,10 @@
 /// Why a request failed. `code` is one of the stable codes documented in
 /// Config/schemas/README.md; `reason` is a short explanation that never contains request data.
+///
+/// A failure is either permanent (the request's own fault: it gets an error result and a dead
+/// letter) or transient (`dependency` is set: a store or PACS that is down, a timeout, HTTP 5xx or
+/// 429). A transient failure never becomes a result or a dead letter: the worker waits and
+/// processes the same request again.
 public struct ServiceError: Error, Equatable, Sendable, CustomStringConvertible {
     public struct Code: Hashable, Sendable, CustomStringConvertible, Codable {
         public let rawValue: String
@@ -27,6 +32,9 @@ public struct ServiceError: Error, Equatable, Sendable, CustomStringConvertible 
         public static let optionsInvalid = Code("invalid_options")
         /// A bug or an unexpected failure of the worker itself.
         public static let `internal` = Code("internal")
+        /// A dependency (support-set store, DICOMweb server) cannot be reached or answered with a
+        /// server-side error. Transient: never in a result or dead letter, the request is retried.
+        public static let dependencyUnavailable = Code("dependency_unavailable")
 
         public static let all: [Code] = [.invalidJSON, .invalidRequest, .imageDecode, .imageTooLarge,
                                          .supportSetNotFound, .supportSetInvalid, .optionsInvalid, .internal]
@@ -34,11 +42,28 @@ public struct ServiceError: Error, Equatable, Sendable, CustomStringConvertible 
 
     public let code: Code
     public let reason: String
+    /// The dependency that failed ("store", "dicomweb:NAME") when the failure is transient.
+    public let dependency: String?
 
     public init(_ code: Code, _ reason: String) {
         self.code = code
         self.reason = reason
+        self.dependency = nil
     }
+
+    /// A transient failure of `dependency`: the request waits and is retried.
+    public static func unavailable(_ dependency: String, _ reason: String) -> ServiceError {
+        ServiceError(code: .dependencyUnavailable, reason: reason, dependency: dependency)
+    }
+
+    private init(code: Code, reason: String, dependency: String) {
+        self.code = code
+        self.reason = reason
+        self.dependency = dependency
+    }
+
+    /// Whether the request should wait and be retried instead of failing.
+    public var isTransient: Bool { dependency != nil }
 
     public var description: String { "\(code): \(reason)" }
 }

@@ -10,6 +10,11 @@ public import SegIO
 /// Backends: `file:///path` (or a plain path: a local or shared mount) and `http(s)://host/prefix`
 /// (GET from a static server such as nginx). Ids and versions are validated before any path is
 /// built (`[A-Za-z0-9._-]`, no traversal), and every read is bounded in size.
+///
+/// Failures of the store itself are transient (`ServiceError.unavailable("store", ...)`): the
+/// server cannot be reached, times out or answers 5xx/429/408/401/403, the store root is missing
+/// or unreadable (an NFS mount gone, ESTALE), a read fails (EIO). A missing file under a readable
+/// root is the request's (or the support set's) fault.
 public struct SupportSetStore: Sendable {
     public enum Backend: Sendable, Equatable {
         case directory(String)
@@ -79,6 +84,11 @@ public struct SupportSetStore: Sendable {
         return try read(storePath, maxBytes: limits.maxImageFileBytes, missing: .invalidRequest, what: "image.store_path")
     }
 
+    static func isReadableDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && Int(info.st_mode) & Int(S_IFMT) == Int(S_IFDIR) && access(path, R_OK | X_OK) == 0
+    }
+
     private func checkName(_ name: String, _ field: String) throws {
         guard SegmentationRequest.isValidName(name) else {
             throw ServiceError(.invalidRequest, "\(field) must be 1-128 characters of [A-Za-z0-9._-]")
@@ -92,7 +102,13 @@ public struct SupportSetStore: Sendable {
                 return try FileIO.read(root + "/" + relative, maxBytes: maxBytes)
             } catch let error as IOError {
                 switch error.code {
-                case .fileNotFound: throw ServiceError(missing, "\(what) not found in the store")
+                case .fileNotFound:
+                    // ENOENT, ESTALE and EACCES all look like a missing file; only a root that
+                    // is itself there and readable makes it the request's fault.
+                    guard Self.isReadableDirectory(root) else {
+                        throw ServiceError.unavailable("store", "the store root cannot be read (missing mount?)")
+                    }
+                    throw ServiceError(missing, "\(what) not found in the store")
                 case .notARegularFile:
                     // A directory (or FIFO, device) where a file should be: a request naming it
                     // is wrong; a support set containing it is broken.
@@ -100,7 +116,7 @@ public struct SupportSetStore: Sendable {
                                        "\(what) is not a regular file in the store")
                 case .fileTooLarge: throw ServiceError(missing == .invalidRequest ? .imageTooLarge : .supportSetInvalid,
                                                        "\(what): file above \(maxBytes) bytes")
-                default: throw ServiceError(.internal, "\(what): the store could not be read")
+                default: throw ServiceError.unavailable("store", "\(what): the store could not be read")
                 }
             }
         case .http(let base):
@@ -130,12 +146,15 @@ public struct SupportSetStore: Sendable {
         task.resume()
         if done.wait(timeout: .now() + httpTimeout + 1) == .timedOut {
             task.cancel()
-            throw ServiceError(.internal, "\(what): the store did not answer within \(Int(httpTimeout)) s")
+            throw ServiceError.unavailable("store", "\(what): the store did not answer within \(Int(httpTimeout)) s")
         }
         if outcome.status == 404 || outcome.status == 410 { throw ServiceError(missing, "\(what) not found in the store") }
         if outcome.failed && outcome.status == 0 {
             // No HTTP answer at all: refused, reset, DNS or TLS failure.
-            throw ServiceError(.internal, "\(what): the store could not be reached")
+            throw ServiceError.unavailable("store", "\(what): the store could not be reached")
+        }
+        if [408, 429, 401, 403].contains(outcome.status) || (500...599).contains(outcome.status) {
+            throw ServiceError.unavailable("store", "\(what): the store answered HTTP \(outcome.status)")
         }
         guard !outcome.failed, outcome.status == 200, let data = outcome.data else {
             throw ServiceError(.internal, "\(what): the store answered HTTP \(outcome.status)")

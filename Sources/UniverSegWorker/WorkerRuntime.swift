@@ -33,7 +33,8 @@ struct WorkerRuntime {
             weights: weights, store: store, cache: SupportSetCache(maxBytes: settings.cacheBytes),
             imageLimits: ImageLimits(maxWidth: 16384, maxHeight: 16384, maxPixels: settings.maxImagePixels),
             requestLimits: requestLimits(settings),
-            workerName: ProcessInfo.processInfo.hostName + ":\(getpid())")
+            workerName: ProcessInfo.processInfo.hostName + ":\(getpid())",
+            minimumInferenceTimeForTesting: minimumInferenceTimeForTesting(ProcessInfo.processInfo.environment))
         var common = KafkaConfiguration(bootstrapServers: settings.brokers.split(separator: ",").map(String.init),
                                         settings.kafkaProperties)
         for (property, credential) in settings.kafkaSecretFiles {
@@ -60,6 +61,13 @@ struct WorkerRuntime {
         let blank = [Float](repeating: 0, count: size * size)
         _ = try session.logits(query: blank, support: try SupportTensors(images: [blank], labels: [blank], size: size))
     }
+}
+
+/// UNIVERSEG_TEST_MIN_INFERENCE_MS (tests only): every inference takes at least this many
+/// milliseconds, so a test of a long request is long by construction on any machine.
+private func minimumInferenceTimeForTesting(_ environment: [String: String]) -> Duration? {
+    guard let text = environment["UNIVERSEG_TEST_MIN_INFERENCE_MS"], let ms = Int(text), ms > 0 else { return nil }
+    return .milliseconds(ms)
 }
 
 private func requestLimits(_ settings: WorkerConfiguration) -> SegmentationRequest.Limits {

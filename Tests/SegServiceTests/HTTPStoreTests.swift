@@ -70,9 +70,32 @@ struct HTTPStoreTests {
         #expect(Self.code { try http.manifest(id: "..", version: "1") } == .invalidRequest)
         #expect(hits.all.keys.contains { $0.contains("..") } == false)
         let broken = try SupportSetStore(url: "http://127.0.0.1:\(server.port)/err", httpTimeout: 5)
-        #expect(Self.code { try broken.latestVersion(of: "blobs") } == .internal)
-        // Nothing listening: an internal (retryable by the operator) error, not a crash.
+        // HTTP 500 and nothing listening: transient failures of the store, not of the request.
+        #expect(Self.transient { try broken.latestVersion(of: "blobs") } == "store")
         let closed = try SupportSetStore(url: "http://127.0.0.1:1/sets", httpTimeout: 2)
-        #expect(Self.code { try closed.latestVersion(of: "blobs") } == .internal)
+        #expect(Self.transient { try closed.latestVersion(of: "blobs") } == "store")
+        #expect(Self.transient { try http.latestVersion(of: "nope") } == nil)
+    }
+
+    /// The dependency a transient failure names (nil for success or a permanent failure).
+    static func transient(_ body: () throws -> Any) -> String? {
+        do {
+            _ = try body()
+            return nil
+        } catch {
+            guard let e = error as? ServiceError, e.isTransient, e.code == .dependencyUnavailable else { return nil }
+            return e.dependency
+        }
+    }
+
+    /// A file store whose root is gone (an NFS mount that disappeared) is a transient failure;
+    /// a missing support set under a readable root is the request's fault.
+    @Test func aMissingFileStoreRootIsTransient() throws {
+        let files = try TestStore()
+        let gone = try SupportSetStore(url: "file://" + files.root + "/not-mounted")
+        #expect(Self.transient { try gone.latestVersion(of: "blobs") } == "store")
+        #expect(Self.transient { try gone.manifest(id: "blobs", version: "2") } == "store")
+        let local = try SupportSetStore(url: "file://" + files.root)
+        #expect(Self.code { try local.latestVersion(of: "nope") } == .supportSetNotFound)
     }
 }
