@@ -94,7 +94,10 @@ let package = Package(
         ),
 
         // MARK: Service core (requests, results, support-set store and cache, processing)
-        .target(name: "SegService", dependencies: ["SegModel", "SegIO", "SegKernels", "SegEvaluation"], swiftSettings: swiftSettings),
+        .target(
+            name: "SegService", dependencies: ["SegModel", "SegIO", "SegKernels", "SegEvaluation", "SegDICOM", "SegDICOMweb", "SegHTTP"],
+            swiftSettings: swiftSettings
+        ),
 
         // MARK: Daemon (Kafka pipeline)
         .target(

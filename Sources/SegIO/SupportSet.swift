@@ -14,15 +14,28 @@ public struct SupportManifest: Codable, Sendable, Equatable {
         }
     }
 
+    /// A DICOM VOI window in modality units (HU for CT), applied to DICOM query images before the
+    /// usual min-max scaling; PNG inputs ignore it.
+    public struct Window: Codable, Sendable, Equatable {
+        public var center: Double
+        public var width: Double
+        public init(center: Double, width: Double) {
+            self.center = center
+            self.width = width
+        }
+    }
+
     public var name: String?
     public var version: String?
     public var label: String?
+    public var window: Window?
     public var entries: [Entry]
 
-    public init(name: String? = nil, version: String? = nil, label: String? = nil, entries: [Entry]) {
+    public init(name: String? = nil, version: String? = nil, label: String? = nil, window: Window? = nil, entries: [Entry]) {
         self.name = name
         self.version = version
         self.label = label
+        self.window = window
         self.entries = entries
     }
 }
@@ -65,6 +78,14 @@ public enum SupportSetDirectory {
             throw invalid("support.json is not a valid manifest: \(describe(error))")
         }
         guard !manifest.entries.isEmpty else { throw invalid("support.json lists no entries") }
+        if let window = manifest.window {
+            guard window.center.isFinite, window.width.isFinite, window.width >= 1 else {
+                throw invalid("support.json: window.width must be at least 1 and both window values finite")
+            }
+        }
+        if let label = manifest.label, label.count > 64 || label.contains(where: { $0.isNewline || $0 == "\\" }) {
+            throw invalid("support.json: label must be at most 64 characters without line breaks or backslashes")
+        }
         guard manifest.entries.count <= limits.maxEntries else {
             throw invalid("support.json lists \(manifest.entries.count) entries, above the limit of \(limits.maxEntries)")
         }

@@ -15,6 +15,7 @@ public final class RequestProcessor: Sendable {
     public let imageLimits: ImageLimits
     public let requestLimits: SegmentationRequest.Limits
     public let workerName: String
+    public let dicom: DICOMSettings
     /// Test-only: every inference takes at least this long (it sleeps for the rest), so tests of
     /// long requests do not depend on the machine's speed. Set by `serve` from
     /// UNIVERSEG_TEST_MIN_INFERENCE_MS; nil in production.
@@ -26,7 +27,8 @@ public final class RequestProcessor: Sendable {
     public init(weights: WeightsFile, store: SupportSetStore, cache: SupportSetCache,
                 imageLimits: ImageLimits = ImageLimits(maxWidth: 8192, maxHeight: 8192, maxPixels: 40_000_000),
                 requestLimits: SegmentationRequest.Limits = .init(), workerName: String,
-                minimumInferenceTimeForTesting: Duration? = nil) {
+                minimumInferenceTimeForTesting: Duration? = nil, dicom: DICOMSettings = DICOMSettings()) {
+        self.dicom = dicom
         self.minimumInferenceTimeForTesting = minimumInferenceTimeForTesting
         self.weights = weights
         self.store = store
@@ -38,7 +40,7 @@ public final class RequestProcessor: Sendable {
 
     /// What this processor depends on, as named in transient errors and in
     /// `universeg_dependency_up{dependency}`.
-    public var dependencies: [String] { ["store"] }
+    public var dependencies: [String] { ["store"] + dicom.servers.keys.sorted().map(DICOMSettings.dependency) }
 
     public enum Outcome: Sendable {
         /// A result for the results topic.
@@ -89,15 +91,6 @@ public final class RequestProcessor: Sendable {
             let (set, _) = try cache.value(for: key) {
                 try store.load(id: request.supportSetID, version: version, manifestBytes: manifestBytes, size: size)
             }
-            // Image.
-            let imageBytes: [UInt8]
-            switch request.image {
-            case .png(let bytes): imageBytes = bytes
-            case .storePath(let path): imageBytes = try store.image(storePath: path)
-            }
-            let image = try decode(imageBytes, field: "image")
-            let fetched = ContinuousClock.now
-            // Inference.
             let ensemble = EnsembleOptions(supportSize: request.options.supportSize,
                                            ensembleCount: request.options.ensemble, seed: request.options.seed)
             let subsets: [[Int]]
@@ -106,6 +99,34 @@ public final class RequestProcessor: Sendable {
             } catch let error as ModelError {
                 throw ServiceError(.optionsInvalid, error.message)
             }
+            var options = request.options
+            options.supportSize = subsets.first?.count
+            let supportSet = SegmentationResult.SupportSet(id: request.supportSetID, version: version, sha256: set.sha256,
+                                                           sizeUsed: subsets.first?.count ?? 0)
+            if request.isDICOM {
+                let d = try processDICOM(request, set: set, version: version, ensemble: ensemble, session: session)
+                var result = SegmentationResult(
+                    requestID: request.requestID, status: "ok",
+                    mask: d.singleMask.map { .init(pngBase64: Data($0.png).base64EncodedString(), width: $0.width, height: $0.height) },
+                    foregroundFraction: d.foregroundFraction, dice: nil, model: model, supportSet: supportSet, options: options,
+                    timingsMs: .init(queue: queuedMs, fetch: (d.fetchedAt - start).milliseconds,
+                                     inference: (d.inferredAt - d.fetchedAt).milliseconds,
+                                     total: queuedMs + (ContinuousClock.now - start).milliseconds),
+                    worker: workerName, source: source, replay: nil, error: nil)
+                result.dicomSeg = d.seg
+                result.slices = d.slices
+                return .ok(requestID: request.requestID, result: result)
+            }
+            // Image.
+            let imageBytes: [UInt8]
+            switch request.image {
+            case .png(let bytes): imageBytes = bytes
+            case .storePath(let path): imageBytes = try store.image(storePath: path)
+            case .dicom, .dicomweb: throw ServiceError(.internal, "a DICOM request on the PNG path")
+            }
+            let image = try decode(imageBytes, field: "image")
+            let fetched = ContinuousClock.now
+            // Inference.
             let query = Preprocess.image(image, size: size)
             let probabilities = try session.probabilities(query: query, support: set.tensors, options: ensemble)
             let mask = Preprocess.mask(probabilities: probabilities, size: size, width: image.width,
@@ -128,14 +149,12 @@ public final class RequestProcessor: Sendable {
                 }
                 dice = SegmentationMetrics.dice(mask.map(Float.init), truth.values)
             }
-            var options = request.options
-            options.supportSize = subsets.first?.count
             let result = SegmentationResult(
                 requestID: request.requestID, status: "ok",
                 mask: .init(pngBase64: Data(png).base64EncodedString(), width: image.width, height: image.height),
                 foregroundFraction: Double(mask.lazy.filter { $0 != 0 }.count) / Double(max(mask.count, 1)),
                 dice: dice, model: model,
-                supportSet: .init(id: request.supportSetID, version: version, sha256: set.sha256, sizeUsed: subsets.first?.count ?? 0),
+                supportSet: supportSet,
                 options: options,
                 timingsMs: .init(queue: queuedMs, fetch: (fetched - start).milliseconds, inference: (inferred - fetched).milliseconds,
                                  total: queuedMs + (ContinuousClock.now - start).milliseconds),

@@ -1,4 +1,5 @@
 internal import Foundation
+internal import SegDICOMweb
 
 /// A segmentation request as it arrives on the requests topic (JSON, schema
 /// Config/schemas/request.v1.schema.json). Parsing is strict: unknown fields, wrong types and
@@ -7,6 +8,39 @@ public struct SegmentationRequest: Sendable, Equatable {
     public enum Image: Sendable, Equatable {
         case png([UInt8])
         case storePath(String)
+        /// A series (or some of its instances) on a configured DICOMweb server.
+        case dicomweb(DICOMwebReference)
+        /// One DICOM Part-10 object (single or multi-frame).
+        case dicom([UInt8])
+    }
+
+    /// `image.dicomweb`: `server` names a DICOMweb server of the worker's configuration (never a
+    /// URL, so a request cannot make the worker fetch an arbitrary address).
+    public struct DICOMwebReference: Sendable, Equatable {
+        public var server: String
+        public var studyUID: String
+        public var seriesUID: String
+        /// nil: every instance of the series.
+        public var instanceUIDs: [String]?
+        public init(server: String, studyUID: String, seriesUID: String, instanceUIDs: [String]?) {
+            self.server = server
+            self.studyUID = studyUID
+            self.seriesUID = seriesUID
+            self.instanceUIDs = instanceUIDs
+        }
+    }
+
+    /// Where a DICOM SEG goes (`output`).
+    public struct Output: Sendable, Equatable {
+        /// false: the SEG is not stored but travels base64 in the result. nil: stored when there is a server.
+        public var stow: Bool?
+        /// The server to store the SEG on; default the source server.
+        public var dicomwebServer: String?
+        public static let `default` = Output(stow: nil, dicomwebServer: nil)
+        public init(stow: Bool?, dicomwebServer: String?) {
+            self.stow = stow
+            self.dicomwebServer = dicomwebServer
+        }
     }
 
     public struct Options: Sendable, Equatable, Codable {
@@ -35,12 +69,23 @@ public struct SegmentationRequest: Sendable, Equatable {
     public var image: Image
     public var options: Options
     public var groundTruth: [UInt8]?
+    public var output: Output = .default
+
+    /// Whether the image is DICOM (a SEG is produced).
+    public var isDICOM: Bool {
+        switch image {
+        case .dicomweb, .dicom: true
+        case .png, .storePath: false
+        }
+    }
 
     /// Limits on request contents.
     public struct Limits: Sendable {
         public var maxImageBytes = 32 << 20
         public var maxSupportSize = 256
         public var maxEnsemble = 32
+        /// At most this many entries in image.dicomweb.instance_uids (dicom.max_frames).
+        public var maxInstances = 512
         public init() {}
     }
 
@@ -97,7 +142,7 @@ public struct SegmentationRequest: Sendable, Equatable {
             throw ServiceError(.invalidRequest, "duplicate field \(Fields.shown(duplicate.joined(separator: ".")))")
         }
         var fields = Fields(root, path: "")
-        try fields.allow(["request_id", "support_set", "image", "options", "ground_truth"])
+        try fields.allow(["request_id", "support_set", "image", "options", "ground_truth", "output"])
         let id = try fields.string("request_id")
         guard isValidRequestID(id) else {
             throw ServiceError(.invalidRequest, "request_id must be 1-128 characters of [A-Za-z0-9._:-]")
@@ -111,16 +156,39 @@ public struct SegmentationRequest: Sendable, Equatable {
             throw ServiceError(.invalidRequest, "support_set.version must be 1-128 characters of [A-Za-z0-9._-]")
         }
         var imageFields = try fields.object("image")
-        try imageFields.allow(["png_base64", "store_path"])
+        try imageFields.allow(["png_base64", "store_path", "dicomweb", "dicom_base64"])
+        let given = ["png_base64", "store_path", "dicomweb", "dicom_base64"].filter { imageFields.has($0) }
+        guard given.count == 1 else {
+            throw ServiceError(.invalidRequest, "image must have exactly one of png_base64, store_path, dicomweb and dicom_base64")
+        }
         let image: Image
-        switch (try imageFields.optionalString("png_base64"), try imageFields.optionalString("store_path")) {
-        case (let b64?, nil):
-            image = .png(try decodeBase64(b64, field: "image.png_base64", maxBytes: limits.maxImageBytes))
-        case (nil, let path?):
+        switch given[0] {
+        case "png_base64":
+            image = .png(try decodeBase64(try imageFields.string("png_base64"), field: "image.png_base64", maxBytes: limits.maxImageBytes))
+        case "store_path":
+            let path = try imageFields.string("store_path")
             guard path.count <= 1024, !path.isEmpty else { throw ServiceError(.invalidRequest, "image.store_path must be 1-1024 characters") }
             image = .storePath(path)
+        case "dicom_base64":
+            image = .dicom(try decodeBase64(try imageFields.string("dicom_base64"), field: "image.dicom_base64", maxBytes: limits.maxImageBytes))
         default:
-            throw ServiceError(.invalidRequest, "image must have exactly one of png_base64 and store_path")
+            var web = try imageFields.object("dicomweb")
+            try web.allow(["server", "study_uid", "series_uid", "instance_uids"])
+            let server = try web.string("server")
+            guard isValidName(server) else { throw ServiceError(.invalidRequest, "image.dicomweb.server must be 1-128 characters of [A-Za-z0-9._-]") }
+            let study = try web.string("study_uid"), series = try web.string("series_uid")
+            guard DICOMUID.isValid(study) else { throw ServiceError(.invalidRequest, "image.dicomweb.study_uid is not a valid DICOM UID") }
+            guard DICOMUID.isValid(series) else { throw ServiceError(.invalidRequest, "image.dicomweb.series_uid is not a valid DICOM UID") }
+            let instances = try web.optionalStringArray("instance_uids", count: 1...limits.maxInstances)
+            if let instances {
+                guard instances.allSatisfy(DICOMUID.isValid) else {
+                    throw ServiceError(.invalidRequest, "image.dicomweb.instance_uids must hold valid DICOM UIDs")
+                }
+                guard Set(instances).count == instances.count else {
+                    throw ServiceError(.invalidRequest, "image.dicomweb.instance_uids must not repeat a UID")
+                }
+            }
+            image = .dicomweb(DICOMwebReference(server: server, studyUID: study, seriesUID: series, instanceUIDs: instances))
         }
         var options = Options.default
         if fields.has("options") {
@@ -140,8 +208,24 @@ public struct SegmentationRequest: Sendable, Equatable {
             try g.allow(["png_base64"])
             groundTruth = try decodeBase64(try g.string("png_base64"), field: "ground_truth.png_base64", maxBytes: limits.maxImageBytes)
         }
+        var output = Output.default
+        if fields.has("output") {
+            var o = try fields.object("output")
+            try o.allow(["stow", "dicomweb_server"])
+            output.stow = try o.optionalBool("stow")
+            output.dicomwebServer = try o.optionalString("dicomweb_server")
+            if let name = output.dicomwebServer, !isValidName(name) {
+                throw ServiceError(.invalidRequest, "output.dicomweb_server must be 1-128 characters of [A-Za-z0-9._-]")
+            }
+        }
+        switch image {
+        case .dicom, .dicomweb:
+            if groundTruth != nil { throw ServiceError(.invalidRequest, "ground_truth is only for PNG images") }
+        case .png, .storePath:
+            if fields.has("output") { throw ServiceError(.invalidRequest, "output is only for DICOM images") }
+        }
         return SegmentationRequest(requestID: id, supportSetID: setID, supportSetVersion: version, image: image,
-                                   options: options, groundTruth: groundTruth)
+                                   options: options, groundTruth: groundTruth, output: output)
     }
 
     /// The request_id of a value that failed to parse, when it has a usable one (so that an
@@ -220,6 +304,27 @@ struct Fields {
             throw ServiceError(.invalidRequest, "\(name(key)) must be an integer in \(range.lowerBound)...\(range.upperBound)")
         }
         return Int(d)
+    }
+
+    func optionalBool(_ key: String) throws -> Bool? {
+        guard let value = object[key], !(value is NSNull) else { return nil }
+        guard let number = value as? NSNumber, Self.isBoolean(number) else {
+            throw ServiceError(.invalidRequest, "\(name(key)) must be true or false")
+        }
+        return number.boolValue
+    }
+
+    func optionalStringArray(_ key: String, count: ClosedRange<Int>) throws -> [String]? {
+        guard let value = object[key], !(value is NSNull) else { return nil }
+        let array = value as? [Any]
+        let strings = array?.compactMap { $0 as? String } ?? []
+        guard let array, strings.count == array.count else {
+            throw ServiceError(.invalidRequest, "\(name(key)) must be an array of strings")
+        }
+        guard count.contains(strings.count) else {
+            throw ServiceError(.invalidRequest, "\(name(key)) must have \(count.lowerBound)-\(count.upperBound) entries")
+        }
+        return strings
     }
 
     func optionalDouble(_ key: String) throws -> Double? {

@@ -39,6 +39,33 @@ public struct SegmentationResult: Codable, Sendable, Equatable {
         }
     }
 
+    /// The DICOM Segmentation made for a DICOM request.
+    public struct DICOMSeg: Codable, Sendable, Equatable {
+        /// The DICOMweb server it was stored on (nil: not stored; then `base64` carries it).
+        public var server: String?
+        public var studyUID: String
+        public var seriesUID: String
+        public var sopInstanceUID: String
+        public var frames: Int
+        /// The server's RetrieveURL (0008,1190) for the stored instance, when it gave one.
+        public var retrieveURL: String?
+        /// The Part-10 bytes, base64, when the SEG was not stored.
+        public var base64: String?
+        enum CodingKeys: String, CodingKey {
+            case server, studyUID = "study_uid", seriesUID = "series_uid", sopInstanceUID = "sop_instance_uid", frames
+            case retrieveURL = "retrieve_url", base64
+        }
+    }
+
+    /// One segmented slice of a DICOM request, in slice order.
+    public struct Slice: Codable, Sendable, Equatable {
+        public var sopInstanceUID: String
+        /// 1-based frame number within its instance.
+        public var frame: Int
+        public var foregroundFraction: Double
+        enum CodingKeys: String, CodingKey { case sopInstanceUID = "sop_instance_uid", frame, foregroundFraction = "foreground_fraction" }
+    }
+
     public struct ErrorInfo: Codable, Sendable, Equatable {
         public var code: ServiceError.Code
         public var reason: String
@@ -58,9 +85,12 @@ public struct SegmentationResult: Codable, Sendable, Equatable {
     public var source: Source
     public var replay: Bool?
     public var error: ErrorInfo?
+    public var dicomSeg: DICOMSeg? = nil
+    public var slices: [Slice]? = nil
 
     enum CodingKeys: String, CodingKey {
         case schema, requestID = "request_id", status, mask, foregroundFraction = "foreground_fraction", dice, model
         case supportSet = "support_set", options, timingsMs = "timings_ms", worker, source, replay, error
+        case dicomSeg = "dicom_seg", slices
     }
 }

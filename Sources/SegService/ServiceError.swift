@@ -32,12 +32,25 @@ public struct ServiceError: Error, Equatable, Sendable, CustomStringConvertible 
         public static let optionsInvalid = Code("invalid_options")
         /// A bug or an unexpected failure of the worker itself.
         public static let `internal` = Code("internal")
+        /// The DICOM instance, series or study is not on the server (or the series is empty).
+        public static let dicomNotFound = Code("dicom_not_found")
+        /// The DICOM bytes are not a valid object: truncated, wrong lengths, missing PixelData or UIDs,
+        /// or the server returned another instance than the one requested.
+        public static let dicomInvalid = Code("dicom_invalid")
+        /// Valid DICOM the worker cannot segment: transfer syntax (JPEG 2000), SOP class (SR, ...),
+        /// photometric interpretation (PALETTE COLOR), a mixed series.
+        public static let dicomUnsupported = Code("dicom_unsupported")
+        /// Above dicom.max_frames, the byte limits, or too large a SEG for an inline result.
+        public static let dicomTooLarge = Code("dicom_too_large")
+        /// The DICOMweb server refused to store the SEG (STOW-RS FailedSOPSequence or 409).
+        public static let dicomStoreRejected = Code("dicom_store_rejected")
         /// A dependency (support-set store, DICOMweb server) cannot be reached or answered with a
         /// server-side error. Transient: never in a result or dead letter, the request is retried.
         public static let dependencyUnavailable = Code("dependency_unavailable")
 
         public static let all: [Code] = [.invalidJSON, .invalidRequest, .imageDecode, .imageTooLarge,
-                                         .supportSetNotFound, .supportSetInvalid, .optionsInvalid, .internal]
+                                         .supportSetNotFound, .supportSetInvalid, .optionsInvalid, .internal,
+                                         .dicomNotFound, .dicomInvalid, .dicomUnsupported, .dicomTooLarge, .dicomStoreRejected]
     }
 
     public let code: Code

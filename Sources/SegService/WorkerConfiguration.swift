@@ -40,6 +40,17 @@ public struct WorkerConfiguration: Sendable, Equatable {
     public var maxImagePixels: Int
     /// Minimum log level (trace, debug, info, notice, warning, error, critical).
     public var logLevel: String
+    /// DICOMweb servers requests may name (`dicomweb.servers`, `--dicomweb-server NAME=URL`), by name.
+    public var dicomwebServers: [String: DICOMwebServerSettings] = [:]
+    /// Frames (slices) per DICOM request.
+    public var dicomMaxFrames: Int = 512
+    /// Bytes of one DICOM instance as fetched.
+    public var dicomMaxInstanceBytes: Int = 64 << 20
+    /// Bytes of all DICOM instances of one request.
+    public var dicomMaxRequestBytes: Int = 256 << 20
+
+    /// Prefix of the flag keys that `--dicomweb-server NAME=URL` produces ("dicomweb.servers.NAME" = URL).
+    public static let dicomwebServerFlagPrefix = "dicomweb.servers."
 
     /// Every key with its default value, as text.
     public static let defaults: [String: String] = [
@@ -62,6 +73,9 @@ public struct WorkerConfiguration: Sendable, Equatable {
         "limits.max_image_bytes": "33554432",
         "limits.max_image_pixels": "40000000",
         "log.level": "info",
+        "dicom.max_frames": "512",
+        "dicom.max_instance_bytes": "67108864",
+        "dicom.max_request_bytes": "268435456",
     ]
 
     /// Command-line flag for each key that has one.
@@ -85,6 +99,7 @@ public struct WorkerConfiguration: Sendable, Equatable {
         var values = defaults
         var origin = Dictionary(uniqueKeysWithValues: defaults.keys.map { ($0, "default") })
         var properties: [String: String] = [:], secretFiles: [String: String] = [:]
+        var servers: [String: DICOMwebServerSettings] = [:]
         if let file {
             let json: Any
             do {
@@ -97,6 +112,15 @@ public struct WorkerConfiguration: Sendable, Equatable {
                 guard let fields = body as? [String: Any] else { throw ConfigurationError("\(fileName): '\(section)' must be an object") }
                 for (name, value) in fields {
                     let key = "\(section).\(name)"
+                    if key == "dicomweb.servers" {
+                        guard let map = value as? [String: Any] else {
+                            throw ConfigurationError("\(fileName): 'dicomweb.servers' must map server names to objects")
+                        }
+                        for (serverName, body) in map {
+                            servers[serverName] = try DICOMwebServerSettings.parse(name: serverName, body, origin: fileName)
+                        }
+                        continue
+                    }
                     if key == "kafka.properties" || key == "kafka.secret_files" {
                         guard let map = value as? [String: String] else {
                             throw ConfigurationError("\(fileName): '\(key)' must map names to strings")
@@ -121,6 +145,11 @@ public struct WorkerConfiguration: Sendable, Equatable {
             }
         }
         for (key, v) in flags {
+            if key.hasPrefix(dicomwebServerFlagPrefix) {
+                let serverName = String(key.dropFirst(dicomwebServerFlagPrefix.count))
+                servers[serverName] = try DICOMwebServerSettings.parse(name: serverName, ["url": v], origin: "flag --dicomweb-server")
+                continue
+            }
             guard defaults[key] != nil else { throw ConfigurationError("unknown configuration key '\(key)'") }
             values[key] = v
             origin[key] = "flag \(Self.flags[key] ?? key)"
@@ -167,7 +196,7 @@ public struct WorkerConfiguration: Sendable, Equatable {
         guard levels.contains(values["log.level"] ?? "") else {
             throw ConfigurationError("log.level (from \(origin["log.level"] ?? "?")) must be one of \(levels.joined(separator: ", "))")
         }
-        return WorkerConfiguration(
+        var configuration = WorkerConfiguration(
             brokers: try text("kafka.brokers"), group: try text("kafka.group"),
             requestsTopic: topics[0], resultsTopic: topics[1], metricsTopic: topics[2], dlqTopic: topics[3],
             kafkaProperties: properties, kafkaSecretFiles: secretFiles,
@@ -181,6 +210,11 @@ public struct WorkerConfiguration: Sendable, Equatable {
             maxImageBytes: try integer("limits.max_image_bytes", 1024...(1 << 30)),
             maxImagePixels: try integer("limits.max_image_pixels", 1...(1 << 30)),
             logLevel: values["log.level"] ?? "info")
+        configuration.dicomwebServers = servers
+        configuration.dicomMaxFrames = try integer("dicom.max_frames", 1...65535)
+        configuration.dicomMaxInstanceBytes = try integer("dicom.max_instance_bytes", 1024...(1 << 32))
+        configuration.dicomMaxRequestBytes = try integer("dicom.max_request_bytes", 1024...(1 << 36))
+        return configuration
     }
 }
 
@@ -189,4 +223,62 @@ public struct ConfigurationError: Error, Equatable, Sendable, CustomStringConver
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { "invalid configuration: \(message)" }
+}
+
+/// One DICOMweb server of the configuration. Secrets are never in the file: they are read from
+/// files named by systemd credentials (`$CREDENTIALS_DIRECTORY/NAME`, LoadCredential=).
+///
+/// `{"url": "https://pacs.example/dicom-web", "bearer_token_credential": "pacs-token"}` or
+/// `{"url": ..., "username": "worker", "password_credential": "pacs-password"}`, plus optional
+/// `"ca_file"` (PEM) and `"timeout_s"` (default 30).
+public struct DICOMwebServerSettings: Sendable, Equatable {
+    public var name: String
+    public var url: String
+    public var bearerTokenCredential: String?
+    public var username: String?
+    public var passwordCredential: String?
+    public var caFile: String?
+    public var timeoutSeconds: Double
+
+    static let nameCharacters = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+
+    static func parse(name: String, _ body: Any, origin: String) throws -> DICOMwebServerSettings {
+        let at = "dicomweb.servers.\(name) (from \(origin))"
+        guard (1...128).contains(name.count), name.allSatisfy({ nameCharacters.contains($0) }) else {
+            throw ConfigurationError("DICOMweb server names must be 1-128 characters of [A-Za-z0-9._-] (from \(origin))")
+        }
+        guard let fields = body as? [String: Any] else { throw ConfigurationError("\(at) must be an object") }
+        let known: Set<String> = ["url", "bearer_token_credential", "username", "password_credential", "ca_file", "timeout_s"]
+        if let unknown = fields.keys.sorted().first(where: { !known.contains($0) }) {
+            throw ConfigurationError("\(at): unknown key '\(unknown)'")
+        }
+        func string(_ key: String) throws -> String? {
+            guard let value = fields[key] else { return nil }
+            guard let text = value as? String, !text.isEmpty else { throw ConfigurationError("\(at): '\(key)' must be a non-empty string") }
+            return text
+        }
+        guard let url = try string("url") else { throw ConfigurationError("\(at): 'url' is required") }
+        guard url.hasPrefix("http://") || url.hasPrefix("https://"), URL(string: url)?.host != nil else {
+            throw ConfigurationError("\(at): url must be an http(s) URL")
+        }
+        var timeout = 30.0
+        if let value = fields["timeout_s"] {
+            guard let n = value as? NSNumber, String(cString: n.objCType) != "c", n.doubleValue.isFinite,
+                  (0.1...3600).contains(n.doubleValue) else {
+                throw ConfigurationError("\(at): timeout_s must be a number of seconds in 0.1...3600")
+            }
+            timeout = n.doubleValue
+        }
+        let settings = DICOMwebServerSettings(
+            name: name, url: url.hasSuffix("/") ? String(url.dropLast()) : url, bearerTokenCredential: try string("bearer_token_credential"),
+            username: try string("username"), passwordCredential: try string("password_credential"), caFile: try string("ca_file"),
+            timeoutSeconds: timeout)
+        if settings.bearerTokenCredential != nil && (settings.username != nil || settings.passwordCredential != nil) {
+            throw ConfigurationError("\(at): give a bearer token or basic credentials, not both")
+        }
+        if (settings.username == nil) != (settings.passwordCredential == nil) {
+            throw ConfigurationError("\(at): basic authentication needs both username and password_credential")
+        }
+        return settings
+    }
 }

@@ -35,6 +35,9 @@ struct ServeCommand: ParsableCommand {
     @Option(name: .customLong("dlq-topic")) var dlqTopic: String?
     @Option(name: .customLong("max-in-flight"), help: "Requests processed at once (inference.max_in_flight).") var maxInFlight: Int?
     @Option(name: .customLong("metrics-address"), help: "Prometheus endpoint host:port, or off (metrics.address).") var metricsAddress: String?
+    @Option(name: .customLong("dicomweb-server"), help: ArgumentHelp(
+        "A DICOMweb server requests may name, as NAME=URL (repeatable; dicomweb.servers).", valueName: "NAME=URL"))
+    var dicomwebServers: [String] = []
 
     var flags: [String: String] {
         var flags: [String: String] = [:]
@@ -45,6 +48,11 @@ struct ServeCommand: ParsableCommand {
             ("inference.max_in_flight", maxInFlight.map(String.init)), ("metrics.address", metricsAddress),
         ]
         for case let (key, value?) in given { flags[key] = value }
+        for entry in dicomwebServers {
+            let parts = entry.split(separator: "=", maxSplits: 1)
+            // A malformed entry becomes an empty name, which the configuration rejects with a message.
+            flags[WorkerConfiguration.dicomwebServerFlagPrefix + (parts.count == 2 ? String(parts[0]) : "")] = parts.count == 2 ? String(parts[1]) : entry
+        }
         return flags
     }
 

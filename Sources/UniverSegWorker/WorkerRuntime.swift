@@ -1,6 +1,8 @@
 import Foundation
 import Logging
 import SegDaemon
+import SegDICOM
+import SegDICOMweb
 import SegIO
 import SegKafka
 import SegKernels
@@ -34,7 +36,8 @@ struct WorkerRuntime {
             imageLimits: ImageLimits(maxWidth: 16384, maxHeight: 16384, maxPixels: settings.maxImagePixels),
             requestLimits: requestLimits(settings),
             workerName: ProcessInfo.processInfo.hostName + ":\(getpid())",
-            minimumInferenceTimeForTesting: minimumInferenceTimeForTesting(ProcessInfo.processInfo.environment))
+            minimumInferenceTimeForTesting: minimumInferenceTimeForTesting(ProcessInfo.processInfo.environment),
+            dicom: try dicomSettings(settings, environment: ProcessInfo.processInfo.environment))
         var common = KafkaConfiguration(bootstrapServers: settings.brokers.split(separator: ",").map(String.init),
                                         settings.kafkaProperties)
         for (property, credential) in settings.kafkaSecretFiles {
@@ -61,6 +64,44 @@ struct WorkerRuntime {
         let blank = [Float](repeating: 0, count: size * size)
         _ = try session.logits(query: blank, support: try SupportTensors(images: [blank], labels: [blank], size: size))
     }
+}
+
+/// The DICOM part of the processor: one client per configured DICOMweb server, with its secrets
+/// read from systemd credentials, and the DICOM limits.
+func dicomSettings(_ settings: WorkerConfiguration, environment: [String: String]) throws -> DICOMSettings {
+    var clients: [String: DICOMwebClient] = [:]
+    for (name, server) in settings.dicomwebServers {
+        guard let url = URL(string: server.url) else { throw ConfigurationError("dicomweb.servers.\(name): url is not valid") }
+        var auth = DICOMwebServer.Auth.none
+        if let credential = server.bearerTokenCredential {
+            auth = .bearer(try readCredential(credential, for: "dicomweb.servers.\(name)", environment: environment))
+        } else if let user = server.username, let credential = server.passwordCredential {
+            auth = .basic(user: user, password: try readCredential(credential, for: "dicomweb.servers.\(name)", environment: environment))
+        }
+        clients[name] = DICOMwebClient(server: DICOMwebServer(name: name, baseURL: url, auth: auth, caFile: server.caFile,
+                                                              timeoutSeconds: server.timeoutSeconds))
+    }
+    var limits = DICOMLimits()
+    limits.maxFrames = settings.dicomMaxFrames
+    limits.maxInstanceBytes = settings.dicomMaxInstanceBytes
+    return DICOMSettings(servers: clients, limits: limits, maxRequestBytes: settings.dicomMaxRequestBytes,
+                         softwareVersion: "universeg-worker \(WorkerVersion.string)")
+}
+
+/// A secret from `$CREDENTIALS_DIRECTORY/NAME` (systemd LoadCredential=), without one trailing newline.
+/// Errors name the credential, never its contents.
+func readCredential(_ name: String, for key: String, environment: [String: String]) throws -> String {
+    guard let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty else {
+        throw ConfigurationError("\(key): credential '\(name)' needs CREDENTIALS_DIRECTORY (LoadCredential= in the unit)")
+    }
+    guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else {
+        throw ConfigurationError("\(key): credential name '\(name)' is not a file name")
+    }
+    guard let bytes = try? FileIO.read(directory + "/" + name, maxBytes: 64 << 10), var text = String(validating: bytes, as: UTF8.self) else {
+        throw ConfigurationError("\(key): credential '\(name)' cannot be read as UTF-8 text of at most 64 KiB")
+    }
+    if text.last == "\n" || text.last == "\r\n" { text.removeLast() }
+    return text
 }
 
 /// UNIVERSEG_TEST_MIN_INFERENCE_MS (tests only): every inference takes at least this many

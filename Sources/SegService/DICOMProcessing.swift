@@ -1,0 +1,236 @@
+internal import Foundation
+public import SegDICOM
+public import SegDICOMweb
+internal import SegIO
+internal import SegModel
+
+/// What the DICOM path needs besides the PNG path's parts: the configured DICOMweb servers (by
+/// name: a request names one, never a URL), limits, and how the SEG describes its producer.
+public struct DICOMSettings: Sendable {
+    public var servers: [String: DICOMwebClient]
+    public var limits: DICOMLimits
+    /// Bytes of all instances of one request together.
+    public var maxRequestBytes: Int
+    /// SoftwareVersions of the SEG ("universeg-worker 1.2.0").
+    public var softwareVersion: String
+
+    public init(servers: [String: DICOMwebClient] = [:], limits: DICOMLimits = DICOMLimits(),
+                maxRequestBytes: Int = 256 << 20, softwareVersion: String = "universeg-worker") {
+        self.servers = servers
+        self.limits = limits
+        self.maxRequestBytes = maxRequestBytes
+        self.softwareVersion = softwareVersion
+    }
+
+    static func dependency(_ server: String) -> String { "dicomweb:\(server)" }
+}
+
+/// The DICOM result of one request before it becomes a result record.
+struct DICOMOutcome {
+    var seg: SegmentationResult.DICOMSeg
+    var slices: [SegmentationResult.Slice]
+    /// Single-frame requests also carry the PNG mask.
+    var singleMask: (png: [UInt8], width: Int, height: Int)?
+    var foregroundFraction: Double
+    var fetchedAt: ContinuousClock.Instant
+    var inferredAt: ContinuousClock.Instant
+}
+
+extension RequestProcessor {
+    /// Fetches (or decodes) the DICOM input, segments every frame in slice order with the same
+    /// support subsets, writes one BINARY SEG and stores it with STOW-RS (or returns it inline).
+    func processDICOM(_ request: SegmentationRequest, set: LoadedSupportSet, version: String,
+                      ensemble: EnsembleOptions, session: InferenceSession) throws -> DICOMOutcome {
+        let limits = dicom.limits
+        var instances: [DICOMInstance] = []
+        var sourceServer: String?
+        switch request.image {
+        case .dicom(let bytes):
+            instances = [try Self.parseDICOM(bytes, limits: limits)]
+        case .dicomweb(let reference):
+            let client = try dicomClient(reference.server, field: "image.dicomweb.server")
+            sourceServer = reference.server
+            let uids = try reference.instanceUIDs ?? Self.web(reference.server) {
+                try client.instanceUIDs(study: reference.studyUID, series: reference.seriesUID, limit: limits.maxFrames)
+            }
+            var total = 0
+            for uid in uids {
+                let remaining = dicom.maxRequestBytes - total
+                guard remaining > 0 else {
+                    throw ServiceError(.dicomTooLarge, "the series is above \(dicom.maxRequestBytes) bytes (dicom.max_request_bytes)")
+                }
+                let bytes = try Self.web(reference.server) {
+                    try client.retrieveInstance(study: reference.studyUID, series: reference.seriesUID, instance: uid,
+                                                maxBytes: min(limits.maxInstanceBytes, remaining))
+                }
+                total += bytes.count
+                let instance = try Self.parseDICOM(bytes, limits: limits)
+                guard instance.studyInstanceUID == reference.studyUID, instance.seriesInstanceUID == reference.seriesUID,
+                      instance.sopInstanceUID == uid else {
+                    throw ServiceError(.dicomInvalid, "an instance the server returned is not the one requested (study, series or SOP instance UID differs)")
+                }
+                instances.append(instance)
+            }
+        case .png, .storePath:
+            throw ServiceError(.internal, "processDICOM called for a PNG request")
+        }
+        guard let first = instances.first else { throw ServiceError(.dicomNotFound, "the series has no instances") }
+        guard instances.allSatisfy({ $0.rows == first.rows && $0.columns == first.columns }) else {
+            throw ServiceError(.dicomUnsupported, "the instances differ in Rows/Columns (a mixed series); request instance_uids of one size")
+        }
+        if let frameOfReference = first.frameOfReferenceUID {
+            guard instances.allSatisfy({ $0.frameOfReferenceUID == frameOfReference }) else {
+                throw ServiceError(.dicomUnsupported, "the instances have different frames of reference (a mixed series)")
+            }
+        }
+        // Frames in slice order.
+        var frames: [(instance: Int, frame: Int)] = []
+        for (i, instance) in instances.enumerated() {
+            for f in 0..<instance.numberOfFrames { frames.append((i, f)) }
+        }
+        guard frames.count <= limits.maxFrames else {
+            throw ServiceError(.dicomTooLarge, "\(frames.count) frames, above the \(limits.maxFrames) of dicom.max_frames")
+        }
+        let order = SliceOrder.order(frames.map { ref in
+            let instance = instances[ref.instance]
+            return SliceOrder.Slice(position: instance.imagePositions[ref.frame], orientation: instance.imageOrientationPatient,
+                                    instanceNumber: instance.instanceNumber)
+        })
+        let fetched = ContinuousClock.now
+
+        // Inference, slice by slice, with the same support subsets for every slice.
+        let size = weights.model.configuration.inputSize
+        let window = set.manifest.window.map { DICOMWindow(center: $0.center, width: $0.width) }
+        var segFrames: [SegmentationFrame] = []
+        var slices: [SegmentationResult.Slice] = []
+        var foreground = 0, pixels = 0
+        var lastMask: [UInt8] = []
+        for index in order {
+            let (i, f) = frames[index]
+            let instance = instances[i]
+            var values: [Float]
+            do {
+                values = try instance.frame(f)
+            } catch {
+                throw Self.serviceError(error)
+            }
+            if let window { values = window.apply(values) }
+            let image = GrayImage(width: instance.columns, height: instance.rows, values: values)
+            let probabilities = try session.probabilities(query: Preprocess.image(image, size: size), support: set.tensors, options: ensemble)
+            let mask = Preprocess.mask(probabilities: probabilities, size: size, width: instance.columns,
+                                       height: instance.rows, threshold: request.options.threshold)
+            let count = mask.lazy.filter { $0 != 0 }.count
+            foreground += count
+            pixels += mask.count
+            slices.append(.init(sopInstanceUID: instance.sopInstanceUID, frame: f + 1,
+                                foregroundFraction: Double(count) / Double(max(mask.count, 1))))
+            segFrames.append(SegmentationFrame(source: i, sourceFrame: f, mask: mask.map { $0 != 0 ? 1 : 0 }))
+            lastMask = mask
+        }
+        let inferred = ContinuousClock.now
+
+        // The SEG. Its UIDs are derived from the request and its inputs, so a redelivered request
+        // stores the same instance again instead of a second SEG.
+        let label = set.manifest.label ?? request.supportSetID
+        let identity = [request.requestID, first.studyInstanceUID, first.seriesInstanceUID, weights.sha256, set.sha256,
+                        request.supportSetID, version, "\(request.options.seed)", "\(request.options.ensemble)",
+                        "\(request.options.supportSize ?? 0)", "\(request.options.threshold)"].joined(separator: "\u{1}")
+        let description = SegmentationDescription(
+            segmentLabel: label, algorithmName: "UniverSeg",
+            algorithmVersion: Self.lo("\(weights.name) sha256:\(weights.sha256.prefix(16)) \(request.supportSetID)@\(version)"),
+            manufacturer: "universeg-worker", manufacturerModelName: Self.lo("UniverSeg \(weights.name)"),
+            softwareVersions: Self.lo(dicom.softwareVersion), deviceSerialNumber: Self.lo(workerName),
+            seriesDescription: Self.lo("UniverSeg \(label)"), seriesNumber: 9901,
+            seriesInstanceUID: DerivedUID.make(identity + "\u{1}series"),
+            sopInstanceUID: DerivedUID.make(identity + "\u{1}instance"))
+        let written: WrittenSegmentation
+        do {
+            written = try SegmentationWriter.write(sources: instances, frames: segFrames, description: description)
+        } catch {
+            throw Self.serviceError(error)
+        }
+        var seg = SegmentationResult.DICOMSeg(server: nil, studyUID: written.studyInstanceUID, seriesUID: written.seriesInstanceUID,
+                                              sopInstanceUID: written.sopInstanceUID, frames: written.frames, retrieveURL: nil, base64: nil)
+        let target = request.output.dicomwebServer ?? sourceServer
+        if request.output.stow != false, let target {
+            let client = try dicomClient(target, field: request.output.dicomwebServer != nil ? "output.dicomweb_server" : "image.dicomweb.server")
+            let receipt = try Self.web(target) { try client.store(study: written.studyInstanceUID, instance: written.bytes) }
+            seg.server = target
+            seg.retrieveURL = receipt.retrieveURL
+        } else {
+            if request.output.stow == true {
+                throw ServiceError(.invalidRequest, "output.stow is true but there is no DICOMweb server to store on (set output.dicomweb_server)")
+            }
+            guard written.bytes.count <= Self.maxInlineSEGBytes else {
+                throw ServiceError(.dicomTooLarge, "the SEG is \(written.bytes.count) bytes, above the \(Self.maxInlineSEGBytes) a result can carry; store it on a DICOMweb server instead")
+            }
+            seg.base64 = Data(written.bytes).base64EncodedString()
+        }
+        var single: (png: [UInt8], width: Int, height: Int)?
+        if frames.count == 1 {
+            let png = try PNGCodec.encodeGray8(lastMask, width: first.columns, height: first.rows)
+            if png.count <= Self.maxMaskPNGBytes { single = (png, first.columns, first.rows) }
+        }
+        return DICOMOutcome(seg: seg, slices: slices, singleMask: single,
+                            foregroundFraction: Double(foreground) / Double(max(pixels, 1)), fetchedAt: fetched, inferredAt: inferred)
+    }
+
+    /// The largest SEG a result carries inline (base64 adds a third): leaves room for the rest of
+    /// the result under a 1,000,000-byte record.
+    static let maxInlineSEGBytes = 600_000
+
+    func dicomClient(_ name: String, field: String) throws -> DICOMwebClient {
+        guard let client = dicom.servers[name] else {
+            throw ServiceError(.invalidRequest, "\(field) names no configured DICOMweb server")
+        }
+        return client
+    }
+
+    static func parseDICOM(_ bytes: [UInt8], limits: DICOMLimits) throws -> DICOMInstance {
+        do {
+            return try DICOMInstance.parse(bytes, limits: limits)
+        } catch {
+            throw serviceError(error)
+        }
+    }
+
+    static func serviceError(_ error: DICOMError) -> ServiceError {
+        switch error.kind {
+        case .invalid: ServiceError(.dicomInvalid, error.message)
+        case .unsupported: ServiceError(.dicomUnsupported, error.message)
+        case .tooLarge: ServiceError(.dicomTooLarge, error.message)
+        }
+    }
+
+    /// Runs a DICOMweb call; a server that is down, slow or failing is a transient failure of
+    /// `dicomweb:NAME`, everything else a permanent error of the request.
+    static func web<T>(_ server: String, _ call: () throws(DICOMwebError) -> T) throws -> T {
+        do {
+            return try call()
+        } catch {
+            switch error.kind {
+            case .unavailable: throw ServiceError.unavailable(DICOMSettings.dependency(server), error.message)
+            case .notFound: throw ServiceError(.dicomNotFound, error.message)
+            case .tooLarge: throw ServiceError(.dicomTooLarge, error.message)
+            case .rejected: throw ServiceError(.dicomStoreRejected, error.message)
+            case .invalidResponse, .badRequest: throw ServiceError(.dicomInvalid, error.message)
+            }
+        }
+    }
+
+    /// A DICOM LO value: at most 64 characters, no backslash (the value separator) or control characters.
+    static func lo(_ text: String) -> String {
+        String(text.filter { $0 != "\\" && !$0.isNewline && $0.asciiValue.map { $0 >= 32 } ?? true }.prefix(64))
+    }
+}
+
+/// UIDs derived from a name (PS3.5 B.2: the 2.25 root followed by a 128-bit number), so that the
+/// same request always produces the same UIDs.
+enum DerivedUID {
+    static func make(_ name: String) -> String {
+        let digest = SHA256.digest(Array(name.utf8))
+        var value: UInt128 = 0
+        for byte in digest.prefix(16) { value = value << 8 | UInt128(byte) }
+        return "2.25.\(value)"
+    }
+}
