@@ -159,9 +159,9 @@ public struct DICOMInstance: Sendable {
         bitsStored = Int(info.bits_stored)
         isSigned = info.pixel_representation == 1
         imagePositions = (0..<Int(info.frames)).map { frame in
-            var position: (Double, Double, Double) = (0, 0, 0)
-            guard dcmshim_image_position(pointer, Int32(frame), &position.0) != 0 else { return nil }
-            return [position.0, position.1, position.2]
+            var position = [Double](repeating: 0, count: 3)
+            guard dcmshim_image_position(pointer, Int32(frame), &position) != 0 else { return nil }
+            return position
         }
     }
 
