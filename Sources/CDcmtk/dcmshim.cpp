@@ -43,7 +43,8 @@ std::once_flag initOnce;
 /// Registers the RLE, JPEG and JPEG-LS decoders and quietens DCMTK's logger (its warnings go to stderr otherwise).
 void initialize() {
     std::call_once(initOnce, [] {
-        OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
+        // UNIVERSEG_DCMTK_LOG=1 shows DCMTK's own warnings and errors (diagnostics only).
+        OFLog::configure(getenv("UNIVERSEG_DCMTK_LOG") ? OFLogger::WARN_LOG_LEVEL : OFLogger::FATAL_LOG_LEVEL);
         DcmRLEDecoderRegistration::registerCodecs();
         DJDecoderRegistration::registerCodecs();
         DJLSDecoderRegistration::registerCodecs();
@@ -604,6 +605,14 @@ int32_t writeSegmentation(const dcmshim_buffer *sources, size_t sourceCount, con
         CHECK(seg->getSeries().setSeriesDescription(d->series_description), "setting SeriesDescription");
 
     OFString value;
+    const bool hasFrameOfReference = getString(first, DCM_FrameOfReferenceUID, value);
+    if (!hasFrameOfReference) {
+        // The Frame of Reference Module is conditional in the Segmentation IOD, but dcmiod treats its UID as
+        // Type 1; without a source FoR the rules are relaxed so that the module is left out (see also below).
+        OFshared_ptr<IODRules> rules = seg->getFrameOfReference().getRules();
+        if (IODRule *rule = rules->getByTag(DCM_FrameOfReferenceUID)) rule->setType("3");
+        if (IODRule *rule = rules->getByTag(DCM_PositionReferenceIndicator)) rule->setType("3");
+    }
     if (!geometry->use_positions) {
         // Type 2C in the General Image Module when there is no Frame of Reference.
         getString(first, DCM_PatientOrientation, value);
@@ -707,11 +716,11 @@ int32_t writeSegmentation(const dcmshim_buffer *sources, size_t sourceCount, con
         groups.push_back(&frameContent);
 
         ImageSOPInstanceReferenceMacro *reference = nullptr;
-        OFVector<Uint16> referencedFrames;
-        if (f.source_is_multiframe) referencedFrames.push_back((Uint16)(f.source_frame + 1));
-        CHECK(ImageSOPInstanceReferenceMacro::create(classUID, instanceUID, referencedFrames, reference),
+        CHECK(ImageSOPInstanceReferenceMacro::create(classUID, instanceUID, reference),
               "creating the source image reference");
         std::unique_ptr<ImageSOPInstanceReferenceMacro> referenceOwner(reference);
+        if (f.source_is_multiframe)
+            CHECK(reference->addReferencedFrameNumber((Uint16)(f.source_frame + 1)), "setting ReferencedFrameNumber");
         OFVector<ImageSOPInstanceReferenceMacro> derivationImages;
         derivationImages.push_back(*reference);
         std::unique_ptr<FGDerivationImage> derivation(DcmSegmentation::createDerivationImageFG(derivationImages, ""));
