@@ -582,8 +582,8 @@ int32_t writeSegmentation(const dcmshim_buffer *sources, size_t sourceCount, con
     }
     DcmDataset *first = files[0]->getDataset();
 
-    IODGeneralEquipmentModule::EquipmentInfo equipment(d->manufacturer, d->device_serial_number,
-                                                       d->manufacturer_model_name, d->software_versions);
+    IODGeneralEquipmentModule::EquipmentInfo equipment(d->manufacturer, d->manufacturer_model_name,
+                                                       d->device_serial_number, d->software_versions);
     ContentIdentificationMacro content("1", "SEGMENTATION", d->series_description, "");
     DcmSegmentation *created = nullptr;
     CHECK(DcmSegmentation::createBinarySegmentation(created, (Uint16)geometry->rows, (Uint16)geometry->columns,

@@ -34,6 +34,27 @@ struct SegmentationTests {
         var frames: Int
         var referencedInstances: [String]
         var masks: [String: String]
+        var attributes: [String: String]
+        var segment: [String: String?]
+        var spatialLocationsPreserved: [String]
+        var positions: [[Double]?]
+        var orientation: [Double]?
+    }
+
+    /// Header attributes every SEG written with `description()` must carry.
+    func expectDescribed(_ report: HighdicomReport, frames: Int) {
+        let a = report.attributes
+        #expect(a["Modality"] == "SEG")
+        #expect(a["Manufacturer"] == "universeg-worker" && a["ManufacturerModelName"] == "UniverSeg")
+        #expect(a["DeviceSerialNumber"] == "0001" && a["SoftwareVersions"] == "1.0")
+        #expect(a["SeriesNumber"] == "901" && a["SeriesDescription"] == "Few-shot segmentation")
+        // Patient and study copied from the source (fixture values).
+        #expect(a["PatientName"] == "Fixture^Synthetic" && a["PatientID"] == "FIXTURE-0001")
+        #expect(a["PatientBirthDate"] == "19700101" && a["StudyDate"] == "20260101" && a["StudyID"] == "1")
+        #expect(report.segment["category"] == "SCT:91723000" && report.segment["type"] == "SCT:85756007")
+        #expect(report.segment["algorithmType"] == "AUTOMATIC" && report.segment["algorithmName"] == "UniverSeg")
+        #expect(report.segment["family"] == "DCM:123110" && report.segment["algorithmVersion"] == "v4")
+        #expect(report.spatialLocationsPreserved == Array(repeating: "YES", count: frames))
     }
 
     /// dciodvfy exits 0 (no errors) for `segPath`.
@@ -75,6 +96,11 @@ struct SegmentationTests {
         #expect(report.frames == 4)
         #expect(report.segments == ["1": "Region"])
         #expect(report.referencedInstances == sources.map(\.sopInstanceUID).sorted())
+        expectDescribed(report, frames: 4)
+        #expect(report.attributes["FrameOfReferenceUID"] == sources[0].frameOfReferenceUID)
+        #expect(report.attributes["StudyInstanceUID"] == sources[0].studyInstanceUID)
+        #expect(report.positions == sources.map { $0.imagePositions[0] })
+        #expect(report.orientation == [1, 0, 0, 0, 1, 0])
         for (k, source) in sources.enumerated() {
             #expect(report.masks[source.sopInstanceUID] == Self.bits(Self.ctMask(k)), "slice \(k)")
         }
@@ -121,6 +147,10 @@ struct SegmentationTests {
         try expectValidIOD(segPath)
         let report = try highdicomReport(segPath, sources: [try Fixtures.path("us.dcm")])
         #expect(report.referencedInstances == [us.sopInstanceUID])
+        expectDescribed(report, frames: 1)
+        #expect(report.attributes["FrameOfReferenceUID"] == nil)
+        #expect(report.attributes["PatientOrientation"] == "['A', 'F']")
+        #expect(report.positions == [nil] && report.orientation == nil)
         #expect(report.masks[us.sopInstanceUID] == Self.bits(Self.usMask()))
         let contents = try SegmentationReader.read(written.bytes, limits: DICOMLimits())
         #expect(contents.rows == 128 && contents.columns == 96)
