@@ -742,6 +742,10 @@ int32_t writeSegmentation(const dcmshim_buffer *sources, size_t sourceCount, con
     DcmFileFormat file;
     CHECK(seg->writeDataset(*file.getDataset()), "writing the segmentation");
     markSpatialLocationsPreserved(file.getDataset());
+    // A caller-chosen SOP Instance UID (derived from the request, so that a redelivered request
+    // stores the same instance again); the file meta information is made from the dataset.
+    if (d->sop_instance_uid && *d->sop_instance_uid)
+        CHECK(file.getDataset()->putAndInsertString(DCM_SOPInstanceUID, d->sop_instance_uid), "setting SOPInstanceUID");
     std::vector<uint8_t> bytes;
     CHECK(writeToMemory(file, bytes), "encoding the segmentation");
     DcmDataset *out = file.getDataset();

@@ -15,12 +15,15 @@ public struct SegmentationDescription: Sendable {
     public var seriesNumber: Int
     /// nil: a new UID.
     public var seriesInstanceUID: String?
+    /// nil: a new UID.
+    public var sopInstanceUID: String?
 
     public init(
         segmentLabel: String, algorithmName: String, algorithmVersion: String, manufacturer: String,
         manufacturerModelName: String, softwareVersions: String, deviceSerialNumber: String,
-        seriesDescription: String, seriesNumber: Int, seriesInstanceUID: String? = nil
+        seriesDescription: String, seriesNumber: Int, seriesInstanceUID: String? = nil, sopInstanceUID: String? = nil
     ) {
+        self.sopInstanceUID = sopInstanceUID
         self.segmentLabel = segmentLabel
         self.algorithmName = algorithmName
         self.algorithmVersion = algorithmVersion
@@ -141,7 +144,7 @@ public enum SegmentationWriter {
         let texts: [String] = [
             description.segmentLabel, description.algorithmName, description.algorithmVersion, description.manufacturer,
             description.manufacturerModelName, description.softwareVersions, description.deviceSerialNumber,
-            description.seriesDescription, description.seriesInstanceUID ?? "",
+            description.seriesDescription, description.seriesInstanceUID ?? "", description.sopInstanceUID ?? "",
         ]
         let strings = texts.map { strdup($0) }
         defer { for s in strings { free(s) } }
@@ -150,7 +153,8 @@ public enum SegmentationWriter {
             segment_label: strings[0], algorithm_name: strings[1], algorithm_version: strings[2],
             manufacturer: strings[3], manufacturer_model_name: strings[4], software_versions: strings[5],
             device_serial_number: strings[6], series_description: strings[7], series_number: Int32(clamping: description.seriesNumber),
-            series_instance_uid: description.seriesInstanceUID == nil ? nil : UnsafePointer(strings[8]))
+            series_instance_uid: description.seriesInstanceUID == nil ? nil : UnsafePointer(strings[8]),
+            sop_instance_uid: description.sopInstanceUID == nil ? nil : UnsafePointer(strings[9]))
 
         var output = dcmshim_seg_output()
         var error = dcmshim_error()

@@ -204,10 +204,10 @@ extension RequestProcessor {
 
     /// Runs a DICOMweb call; a server that is down, slow or failing is a transient failure of
     /// `dicomweb:NAME`, everything else a permanent error of the request.
-    static func web<T>(_ server: String, _ call: () throws(DICOMwebError) -> T) throws -> T {
+    static func web<T>(_ server: String, _ call: () throws -> T) throws -> T {
         do {
             return try call()
-        } catch {
+        } catch let error as DICOMwebError {
             switch error.kind {
             case .unavailable: throw ServiceError.unavailable(DICOMSettings.dependency(server), error.message)
             case .notFound: throw ServiceError(.dicomNotFound, error.message)

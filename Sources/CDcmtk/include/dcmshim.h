@@ -86,6 +86,7 @@ typedef struct dcmshim_seg_description {
     const char *series_description;
     int32_t series_number;
     const char *series_instance_uid;  ///< NULL: a new UID
+    const char *sop_instance_uid;     ///< NULL: a new UID
 } dcmshim_seg_description;
 
 typedef struct dcmshim_buffer {
