@@ -62,8 +62,14 @@ public struct HTTPResponse: Sendable {
 /// - Every exchange must complete within `Options.timeoutSeconds` (connect, request, whole
 ///   response), else `.timeout`.
 /// - Response bodies are bounded: a `Content-Length` above `maxBytes` fails before the body is
-///   read, and a body without one (chunked) is cancelled as soon as more than `maxBytes` bytes
-///   have arrived; it is never buffered whole first.
+///   read, and a body without one (chunked) is cancelled as soon as the data delegate has seen
+///   more than `maxBytes` bytes; the caller gets `.tooLarge` at once and the collected body never
+///   exceeds `maxBytes`. Limit: swift-corelibs-foundation hands body chunks from libcurl to the
+///   delegate queue asynchronously, so libcurl may read (and queue) somewhat more before the
+///   cancel lands; with a server pacing ~64 MiB/s that was a few MiB, but a loopback sender
+///   flooding both cores of a 2-core machine was read for seconds (hundreds of MiB) before it.
+/// - Callers should be dedicated threads: waiting here from Dispatch's global queues can starve
+///   URLSession's own Dispatch work on Linux (stalls of seconds were seen in tests).
 /// - Redirects are not followed (the 3xx response is returned), so caller-supplied
 ///   `Authorization` headers never travel to another host.
 /// - No cookies, no cache, no credential store.
@@ -141,7 +147,6 @@ public final class HTTPClient: Sendable {
         task.resume()
         let deadline = DispatchTime.now() + options.timeoutSeconds
         if exchange.done.wait(timeout: deadline) == .timedOut {
-            exchange.markTimedOut()
             delegate.unregister(task.taskIdentifier)
             // corelibs' cancel() waits for the session's work queue; do not make the caller wait.
             DispatchQueue.global().async { task.cancel() }
@@ -171,7 +176,6 @@ final class Exchange: Sendable {
         var overLimit = false
         var declaredLength: Int64?
         var error: (any Error)?
-        var timedOut = false
         var finished = false
     }
 
@@ -180,8 +184,6 @@ final class Exchange: Sendable {
     let state = Mutex(State())
 
     init(maxBytes: Int) { self.maxBytes = maxBytes }
-
-    func markTimedOut() { state.withLock { $0.timedOut = true } }
 
     /// Over the limit: wakes the caller at once (it reports `.tooLarge`; libcurl's completion
     /// can come much later under load) and cancels the task. Called on the delegate queue.
