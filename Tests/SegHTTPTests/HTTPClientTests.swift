@@ -1,0 +1,170 @@
+import Foundation
+import SegHTTP
+import SegTesting
+import Testing
+
+/// SegHTTP against scripted loopback servers (`ScriptedHTTPServer`): statuses, the size bound
+/// (declared and streamed), refused connections and a server that never answers.
+@Suite struct HTTPClientTests {
+    private func url(_ server: ScriptedHTTPServer, _ path: String = "/x") -> URL {
+        URL(string: "http://127.0.0.1:\(server.port)\(path)")!
+    }
+
+    private func fails(_ body: () throws(HTTPError) -> HTTPResponse) -> HTTPError? {
+        do {
+            _ = try body()
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    @Test func returnsStatusHeadersAndBodyAndSendsHeadersAndBody() async throws {
+        let server = try ScriptedHTTPServer { _ in
+            .respond(ScriptedHTTPServer.response(
+                status: 200, reason: "OK", headers: ["Content-Type": "application/json", "X-Thing": "a"], body: Array("[1]".utf8)))
+        }
+        defer { server.stop() }
+        let client = HTTPClient(options: .init(timeoutSeconds: 5))
+        let response = try await onThread {
+            try client.send(
+                method: "POST", url: url(server, "/p?q=1"), headers: ["Authorization": "Bearer t0k", "Content-Type": "text/plain"],
+                body: Array("hello".utf8), maxBytes: 1000)
+        }
+        #expect(response.status == 200)
+        #expect(response.body == Array("[1]".utf8))
+        #expect(response.headers["content-type"] == "application/json")
+        #expect(response.headers["x-thing"] == "a")
+        let head = try #require(server.requests.first).head
+        #expect(head.hasPrefix("POST /p?q=1 HTTP/1.1"))
+        #expect(head.contains("Authorization: Bearer t0k"))
+        #expect(server.requests.first?.bodyLength == 5)
+    }
+
+    @Test(arguments: [(503, true), (429, true), (408, true), (500, true), (404, false), (400, false), (401, false)])
+    func nonSuccessStatusesAreReturnedAndClassified(status: Int, transient: Bool) async throws {
+        let server = try ScriptedHTTPServer { _ in
+            .respond(ScriptedHTTPServer.response(status: status, reason: "X", body: Array("{\"error\":1}".utf8)))
+        }
+        defer { server.stop() }
+        let client = HTTPClient(options: .init(timeoutSeconds: 5))
+        let response = try await onThread { try client.get(url(server), maxBytes: 1000) }
+        #expect(response.status == status)
+        #expect(response.body == Array("{\"error\":1}".utf8))
+        #expect(HTTPError(kind: .status(status), message: "").isTransient == transient)
+    }
+
+    @Test func redirectsAreReturnedNotFollowed() async throws {
+        let server = try ScriptedHTTPServer { _ in
+            .respond(ScriptedHTTPServer.response(status: 302, reason: "Found", headers: ["Location": "http://127.0.0.1:1/elsewhere"]))
+        }
+        defer { server.stop() }
+        let client = HTTPClient(options: .init(timeoutSeconds: 5))
+        let response = try await onThread { try client.get(url(server), headers: ["Authorization": "Basic eDp5"], maxBytes: 1000) }
+        #expect(response.status == 302)
+        #expect(server.requests.count == 1)
+    }
+
+    @Test func connectionRefusedIsUnreachableAndTransient() async throws {
+        let port = try LoopbackHTTP.freePort()
+        let client = HTTPClient(options: .init(timeoutSeconds: 5))
+        let target = URL(string: "http://127.0.0.1:\(port)/dicom-web/studies")!
+        let error = try #require(await onThread { fails { () throws(HTTPError) in try client.get(target, maxBytes: 100) } })
+        #expect(error.kind == .unreachable)
+        #expect(error.isTransient)
+        #expect(error.message.contains("127.0.0.1:\(port)"))
+        #expect(!error.message.contains("dicom-web"))
+    }
+
+    @Test func declaredLengthAboveTheLimitFailsBeforeTheBody() async throws {
+        // Declares 100 MB, sends one 1 KB chunk and then nothing: only the header can end this
+        // before the time-out.
+        let server = try ScriptedHTTPServer { _ in
+            .stream(
+                head: Array("HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\nConnection: close\r\n\r\n".utf8),
+                chunk: [UInt8](repeating: 7, count: 1024), count: 1)
+        }
+        defer { server.stop() }
+        let client = HTTPClient(options: .init(timeoutSeconds: 5))
+        let start = ContinuousClock.now
+        let error = try #require(await onThread { fails { () throws(HTTPError) in try client.get(url(server), maxBytes: 64 * 1024) } })
+        #expect(error.kind == .tooLarge(limit: 64 * 1024))
+        #expect(!error.isTransient)
+        #expect(error.message.contains("100000000"))
+        #expect(ContinuousClock.now - start < .seconds(2))
+    }
+
+    @Test func chunkedBodyIsCutOffWhileItIsRead() async throws {
+        // A chunked body of 256 MiB in 64 KiB chunks, paced at about 64 MiB/s (a fast PACS, not
+        // a loopback flood that saturates both cores). The client must cancel after 256 KiB, so
+        // the server gets nowhere near the end: what it writes is what the client read plus the
+        // socket buffers (a few MiB).
+        let chunkData = [UInt8](repeating: 0x41, count: 65536)
+        let chunk = Array("10000\r\n".utf8) + chunkData + Array("\r\n".utf8)
+        let total = 4096 * chunk.count
+        let server = try ScriptedHTTPServer { _ in
+            .stream(
+                head: Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".utf8),
+                chunk: chunk, count: 4096, pauseMicroseconds: 1000)
+        }
+        defer { server.stop() }
+        let client = HTTPClient(options: .init(timeoutSeconds: 10))
+        let start = ContinuousClock.now
+        let error = try #require(await onThread { fails { () throws(HTTPError) in try client.get(url(server), maxBytes: 256 * 1024) } })
+        let elapsed = ContinuousClock.now - start
+        #expect(error.kind == .tooLarge(limit: 256 * 1024))
+        #expect(elapsed < .seconds(2), "took \(elapsed)")
+        // Give the server thread a moment to notice the closed connection.
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(server.bytesWritten < 32 * 1024 * 1024, "the server wrote \(server.bytesWritten) of \(total) bytes")
+    }
+
+    @Test func bodyWithinTheLimitIsComplete() async throws {
+        let chunkData = [UInt8](repeating: 0x42, count: 4096)
+        let chunk = Array("1000\r\n".utf8) + chunkData + Array("\r\n".utf8)
+        let ended = try ScriptedHTTPServer { _ in
+            .respond(
+                Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".utf8)
+                    + chunk + chunk + Array("0\r\n\r\n".utf8))
+        }
+        defer { ended.stop() }
+        let client = HTTPClient(options: .init(timeoutSeconds: 5))
+        let response = try await onThread { try client.get(url(ended), maxBytes: 8192) }
+        #expect(response.body == chunkData + chunkData)
+        // Exactly at the declared limit is fine too.
+        let exact = try ScriptedHTTPServer { _ in .respond(ScriptedHTTPServer.response(status: 200, reason: "OK", body: chunkData)) }
+        defer { exact.stop() }
+        #expect(try await onThread { try client.get(url(exact), maxBytes: 4096) }.body.count == 4096)
+    }
+
+    @Test func serverThatNeverAnswersTimesOut() async throws {
+        let server = try ScriptedHTTPServer { _ in .hang }
+        defer { server.stop() }
+        let client = HTTPClient(options: .init(timeoutSeconds: 0.5))
+        let start = ContinuousClock.now
+        let error = try #require(await onThread { fails { () throws(HTTPError) in try client.get(url(server), maxBytes: 100) } })
+        let elapsed = ContinuousClock.now - start
+        #expect(error.kind == .timeout)
+        #expect(error.isTransient)
+        #expect(elapsed >= .milliseconds(450) && elapsed < .seconds(2), "took \(elapsed)")
+        #expect(server.requests.count == 1)
+    }
+
+    @Test func missingCAFileFailsHTTPSWithoutAConnection() async throws {
+        let client = HTTPClient(options: .init(timeoutSeconds: 2, caFile: "/nonexistent/ca.pem"))
+        let error = try #require(await onThread {
+            fails { () throws(HTTPError) in try client.get(URL(string: "https://127.0.0.1:1/")!, maxBytes: 100) }
+        })
+        #expect(error.kind == .unreachable)
+        #expect(error.message.contains("CA file"))
+    }
+
+    @Test func transientClassification() {
+        #expect(HTTPError(kind: .unreachable, message: "").isTransient)
+        #expect(HTTPError(kind: .timeout, message: "").isTransient)
+        #expect(!HTTPError(kind: .tooLarge(limit: 1), message: "").isTransient)
+        #expect(!HTTPError(kind: .invalidResponse, message: "").isTransient)
+        #expect(HTTPError(kind: .status(599), message: "").isTransient)
+        #expect(!HTTPError(kind: .status(409), message: "").isTransient)
+    }
+}
