@@ -148,7 +148,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WorkerIntegrationTests",
-            dependencies: ["UniverSegWorker", "SegTesting", "SegKafka", "SegIO", "SegModel", "SegOperations"],
+            dependencies: ["UniverSegWorker", "SegTesting", "SegKafka", "SegIO", "SegModel", "SegOperations", "SegDICOMweb"],
             exclude: ["Fixtures"],
             swiftSettings: swiftSettings
         ),

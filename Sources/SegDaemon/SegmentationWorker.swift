@@ -339,11 +339,16 @@ public final class SegmentationWorker: @unchecked Sendable {
                 return (s.queue.removeFirst(), s.sessions.popLast())
             }
             guard let (job, lease) = next else { return }
-            DispatchQueue.global(qos: .userInitiated).async { [self] in
+            // A thread of its own, not a Dispatch queue: a request blocks for seconds (inference,
+            // HTTP to the store or a PACS), and URLSession needs Dispatch's few worker threads
+            // to deliver the answers it waits for.
+            let thread = Thread { [self] in
                 // A new session plans its memory (hundreds of MB): made here, outside the lock
                 // that the poll loop needs.
                 execute(job, session: lease?.session ?? InferenceSession(model: processor.weights.model))
             }
+            thread.name = "universeg-request"
+            thread.start()
         }
     }
 
