@@ -65,6 +65,8 @@ struct SegmentationTests {
         }
         let result = try runProcess(dciodvfy, [segPath])
         #expect(result.status == 0, "dciodvfy:\n\(result.stderr)\(result.stdout)")
+        let warnings = (result.stderr + result.stdout).split(separator: "\n").filter { $0.hasPrefix("Warning") }
+        print("dciodvfy: \(warnings.count) warning(s)" + warnings.map { "\n  " + $0 }.joined())
     }
 
     func highdicomReport(_ segPath: String, sources: [String]) throws -> HighdicomReport {
@@ -194,6 +196,21 @@ struct SegmentationTests {
         var limits = DICOMLimits()
         limits.maxFrames = 3
         #expect(dicomError { _ = try SegmentationReader.read(seg, limits: limits) }?.kind == .tooLarge)
+    }
+
+    @Test func damagedSegmentationsNeverCrashTheReader() throws {
+        let original = try Fixtures.bytes("hd_seg.dcm")
+        var read = 0
+        for cut in stride(from: 0, to: original.count, by: 7) {
+            if (try? SegmentationReader.read(Array(original.prefix(cut)), limits: DICOMLimits())) != nil { read += 1 }
+        }
+        #expect(read == 0)
+        var random = SplitMix(seed: 7)
+        for _ in 0..<300 {
+            var bytes = original
+            bytes[Int(random.next() % UInt64(min(4000, bytes.count)))] = UInt8(truncatingIfNeeded: random.next())
+            _ = try? SegmentationReader.read(bytes, limits: DICOMLimits())
+        }
     }
 
     @Test func writerRejectsInconsistentRequests() throws {
