@@ -187,6 +187,23 @@ struct DecodeTests {
         #expect(results.count == 12 && results.allSatisfy { $0 })
     }
 
+    @Test func concurrentParsingAndDecodingOfDifferentFiles() async throws {
+        let names = ["ct_0.dcm", "ct_0_rle.dcm", "ct_0_jpegll.dcm", "ct_0_jpegls.dcm", "ct_0_bigendian.dcm", "ct_0_implicit.dcm"]
+        let files = try names.map { try Fixtures.bytes($0) }
+        let expected = ctExpected(size: 128, slice: 0)
+        let results = await withTaskGroup(of: Bool.self) { group in
+            for i in 0..<24 {
+                let bytes = files[i % files.count]
+                group.addTask {
+                    guard let instance = try? DICOMInstance.parse(bytes, limits: DICOMLimits()) else { return false }
+                    return (try? instance.frame(0)) == expected
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(results.count == 24 && results.allSatisfy { $0 })
+    }
+
     @Test func decodeTimingOf512x512CT() throws {
         let bytes = try Fixtures.bytes("ct512.dcm")
         let expected = ctExpected(size: 512, slice: 0)
