@@ -93,7 +93,8 @@ final class ParsedImage: @unchecked Sendable {
     }
 }
 
-/// One parsed DICOM image object (single- or multi-frame).
+/// One parsed DICOM image object (single- or multi-frame). The parsed DCMTK object (which holds its own copy of the
+/// element values) is kept for `frame(_:)`, so an instance costs about twice its size in memory.
 public struct DICOMInstance: Sendable {
     /// The Part-10 bytes (kept for SEG writing).
     public let bytes: [UInt8]
@@ -168,6 +169,11 @@ public struct DICOMInstance: Sendable {
     /// Modality values of frame `index` (0-based), row-major rows*columns: stored values with RescaleSlope/Intercept
     /// applied (also from functional groups), RGB/YBR_FULL/YBR_FULL_422 converted to luminance (BT.601),
     /// MONOCHROME1 inverted so that larger always means brighter.
+    ///
+    /// Details: samples are shifted by HighBit + 1 - BitsStored, masked to BitsStored and sign-extended when
+    /// PixelRepresentation is 1. MONOCHROME1 is inverted within the stored range (min + max - stored) before the
+    /// rescale. Colour frames give the luminance of the stored samples (0.299 R + 0.587 G + 0.114 B, or Y for YBR)
+    /// without a rescale. Compressed frames are decoded one at a time.
     public func frame(_ index: Int) throws(DICOMError) -> [Float] {
         guard index >= 0, index < numberOfFrames else {
             throw DICOMError(.invalid, "frame \(index) out of range 0..<\(numberOfFrames)")

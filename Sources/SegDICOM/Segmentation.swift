@@ -198,12 +198,26 @@ public struct SegmentationContents: Sendable {
         public var sourceFrame: Int?
         /// 0/1.
         public var mask: [UInt8]
+
+        public init(segmentNumber: Int, sourceSOPInstanceUID: String?, sourceFrame: Int?, mask: [UInt8]) {
+            self.segmentNumber = segmentNumber
+            self.sourceSOPInstanceUID = sourceSOPInstanceUID
+            self.sourceFrame = sourceFrame
+            self.mask = mask
+        }
     }
 
     public var rows: Int
     public var columns: Int
     public var segmentLabels: [Int: String]
     public var frames: [Frame]
+
+    public init(rows: Int, columns: Int, segmentLabels: [Int: String], frames: [Frame]) {
+        self.rows = rows
+        self.columns = columns
+        self.segmentLabels = segmentLabels
+        self.frames = frames
+    }
 }
 
 public enum SegmentationReader {

@@ -57,14 +57,41 @@ struct SegmentationTests {
         #expect(report.spatialLocationsPreserved == Array(repeating: "YES", count: frames))
     }
 
-    /// dciodvfy exits 0 (no errors) for `segPath`.
-    func expectValidIOD(_ segPath: String) throws {
-        guard let dciodvfy = Tools.dciodvfy else {
-            print("dciodvfy not installed (dicom3tools): IOD validation skipped")
-            return
-        }
-        let result = try runProcess(dciodvfy, [segPath])
+    /// dciodvfy exits 0 (no errors) for `bytes`; its warnings are printed.
+    func expectValidIOD(_ bytes: [UInt8]) throws {
+        let dciodvfy = try #require(Tools.dciodvfy)
+        let directory = try TemporaryDirectory(prefix: "segdicom-dciodvfy")
+        try directory.write("seg.dcm", bytes)
+        let result = try runProcess(dciodvfy, [directory.path + "/seg.dcm"])
         #expect(result.status == 0, "dciodvfy:\n\(result.stderr)\(result.stdout)")
+        let warnings = (result.stderr + result.stdout).split(separator: "\n").filter { $0.hasPrefix("Warning") }
+        print("dciodvfy: \(warnings.count) warning(s)" + warnings.map { "\n  " + $0 }.joined())
+    }
+
+    static func writeCT() throws -> (WrittenSegmentation, [DICOMInstance]) {
+        let sources = try (0..<4).map { try Fixtures.instance("ct_\($0).dcm") }
+        let frames = (0..<4).map { SegmentationFrame(source: $0, sourceFrame: 0, mask: Self.ctMask($0)) }
+        return (try SegmentationWriter.write(sources: sources, frames: frames, description: Self.description()), sources)
+    }
+
+    static let usSeriesUID = "1.2.826.0.1.3680043.8.498.1234567890"
+
+    static func writeUS() throws -> (WrittenSegmentation, DICOMInstance) {
+        let us = try Fixtures.instance("us.dcm")
+        let written = try SegmentationWriter.write(
+            sources: [us], frames: [SegmentationFrame(source: 0, sourceFrame: 0, mask: Self.usMask())],
+            description: Self.description(seriesUID: usSeriesUID))
+        return (written, us)
+    }
+
+    @Test(.enabled(if: Tools.dciodvfy != nil, "dciodvfy (dicom3tools) is not installed"))
+    func ctSeriesSegmentationPassesDciodvfy() throws {
+        try expectValidIOD(try Self.writeCT().0.bytes)
+    }
+
+    @Test(.enabled(if: Tools.dciodvfy != nil, "dciodvfy (dicom3tools) is not installed"))
+    func ultrasoundSegmentationPassesDciodvfy() throws {
+        try expectValidIOD(try Self.writeUS().0.bytes)
     }
 
     func highdicomReport(_ segPath: String, sources: [String]) throws -> HighdicomReport {
@@ -77,19 +104,16 @@ struct SegmentationTests {
 
     static func bits(_ mask: [UInt8]) -> String { String(mask.map { $0 == 0 ? "0" : "1" }) }
 
-    @Test func ctSeriesSegmentationIsValidAndMapsBackToItsSources() throws {
+    @Test func ctSeriesSegmentationMapsBackToItsSources() throws {
         let directory = try TemporaryDirectory(prefix: "segdicom-ct-seg")
-        let sources = try (0..<4).map { try Fixtures.instance("ct_\($0).dcm") }
-        let frames = (0..<4).map { SegmentationFrame(source: $0, sourceFrame: 0, mask: Self.ctMask($0)) }
         let start = ContinuousClock.now
-        let written = try SegmentationWriter.write(sources: sources, frames: frames, description: Self.description())
-        print("SEG write, 4 frames of 128x128: \(ContinuousClock.now - start) (\(written.bytes.count) bytes)")
+        let (written, sources) = try Self.writeCT()
+        print("SEG write, 4 frames of 128x128 (first call, parsing included): \(ContinuousClock.now - start) (\(written.bytes.count) bytes)")
         #expect(written.frames == 4)
         #expect(written.studyInstanceUID == sources[0].studyInstanceUID)
         #expect(written.seriesInstanceUID != sources[0].seriesInstanceUID && !written.seriesInstanceUID.isEmpty)
         try directory.write("seg.dcm", written.bytes)
         let segPath = directory.path + "/seg.dcm"
-        try expectValidIOD(segPath)
 
         let report = try highdicomReport(segPath, sources: (0..<4).map { try Fixtures.path("ct_\($0).dcm") })
         #expect(report.segmentationType == "BINARY")
@@ -132,19 +156,27 @@ struct SegmentationTests {
         }
         print("SEG write, 4 frames of 128x128, best of 5: \(best)")
         #expect(best < .seconds(2))
+
+        // 4 frames of 512x512 (all from the one 512x512 fixture slice).
+        let large = try Fixtures.instance("ct512.dcm")
+        let mask = (0..<(512 * 512)).map { UInt8(($0 / 512 + $0 % 512) % 3 == 0 ? 1 : 0) }
+        let largeFrames = (0..<4).map { _ in SegmentationFrame(source: 0, sourceFrame: 0, mask: mask) }
+        var bestLarge = Duration.seconds(1000)
+        for _ in 0..<3 {
+            let start = ContinuousClock.now
+            let written = try SegmentationWriter.write(sources: [large], frames: largeFrames, description: Self.description())
+            bestLarge = min(bestLarge, ContinuousClock.now - start)
+            #expect(try SegmentationReader.read(written.bytes, limits: DICOMLimits()).frames.map(\.mask) == largeFrames.map(\.mask))
+        }
+        print("SEG write, 4 frames of 512x512, best of 3: \(bestLarge)")
     }
 
     @Test func ultrasoundFrameWithoutFrameOfReference() throws {
         let directory = try TemporaryDirectory(prefix: "segdicom-us-seg")
-        let us = try Fixtures.instance("us.dcm")
-        let seriesUID = "1.2.826.0.1.3680043.8.498.1234567890"
-        let written = try SegmentationWriter.write(
-            sources: [us], frames: [SegmentationFrame(source: 0, sourceFrame: 0, mask: Self.usMask())],
-            description: Self.description(seriesUID: seriesUID))
-        #expect(written.seriesInstanceUID == seriesUID)
+        let (written, us) = try Self.writeUS()
+        #expect(written.seriesInstanceUID == Self.usSeriesUID)
         try directory.write("seg.dcm", written.bytes)
         let segPath = directory.path + "/seg.dcm"
-        try expectValidIOD(segPath)
         let report = try highdicomReport(segPath, sources: [try Fixtures.path("us.dcm")])
         #expect(report.referencedInstances == [us.sopInstanceUID])
         expectDescribed(report, frames: 1)
@@ -194,6 +226,21 @@ struct SegmentationTests {
         var limits = DICOMLimits()
         limits.maxFrames = 3
         #expect(dicomError { _ = try SegmentationReader.read(seg, limits: limits) }?.kind == .tooLarge)
+    }
+
+    @Test func damagedSegmentationsNeverCrashTheReader() throws {
+        let original = try Fixtures.bytes("hd_seg.dcm")
+        var read = 0
+        for cut in stride(from: 0, to: original.count, by: 7) {
+            if (try? SegmentationReader.read(Array(original.prefix(cut)), limits: DICOMLimits())) != nil { read += 1 }
+        }
+        #expect(read == 0)
+        var random = SplitMix(seed: 7)
+        for _ in 0..<300 {
+            var bytes = original
+            bytes[Int(random.next() % UInt64(min(4000, bytes.count)))] = UInt8(truncatingIfNeeded: random.next())
+            _ = try? SegmentationReader.read(bytes, limits: DICOMLimits())
+        }
     }
 
     @Test func writerRejectsInconsistentRequests() throws {
