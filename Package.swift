@@ -135,7 +135,10 @@ let package = Package(
         .testTarget(name: "SegDICOMTests", dependencies: ["SegDICOM", "SegTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "SegDICOMwebTests", dependencies: ["SegDICOMweb", "SegHTTP", "SegTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "SegKafkaTests", dependencies: ["SegKafka", "SegTesting"], swiftSettings: swiftSettings),
-        .testTarget(name: "SegServiceTests", dependencies: ["SegService", "SegIO", "SegModel", "SegOperations"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SegServiceTests", dependencies: ["SegService", "SegIO", "SegModel", "SegOperations", "SegTesting"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "SegEvaluationTests", dependencies: ["SegEvaluation", "SegIO", "SegModel"],
             swiftSettings: swiftSettings

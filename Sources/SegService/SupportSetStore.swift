@@ -1,8 +1,6 @@
 internal import Foundation
-#if canImport(FoundationNetworking)
-internal import FoundationNetworking
-#endif
 public import SegIO
+internal import SegHTTP
 
 /// The shared store of support sets: `<root>/<id>/<version>/support.json` (the format of
 /// `SupportSetDirectory`) and `<root>/<id>/LATEST`, a text file naming the current version.
@@ -128,40 +126,28 @@ public struct SupportSetStore: Sendable {
     }
 
     private func httpGet(_ url: URL, maxBytes: Int, missing: ServiceError.Code, what: String) throws -> [UInt8] {
-        final class Outcome: @unchecked Sendable {  // written once before the semaphore signals
-            var data: Data?
-            var status = 0
-            var failed = false
+        // Bounded while reading: a Content-Length above maxBytes fails before the body is read,
+        // a longer body without one is cut off as it arrives.
+        let response: HTTPResponse
+        do {
+            response = try HTTPClient(options: .init(timeoutSeconds: httpTimeout)).get(url, maxBytes: maxBytes)
+        } catch {
+            switch error.kind {
+            case .tooLarge:
+                throw ServiceError(missing == .invalidRequest ? .imageTooLarge : .supportSetInvalid, "\(what): above \(maxBytes) bytes")
+            case .timeout:
+                throw ServiceError.unavailable("store", "\(what): the store did not answer within \(Int(httpTimeout)) s")
+            case .unreachable, .invalidResponse, .status:
+                // No usable HTTP answer at all: refused, reset, DNS or TLS failure.
+                throw ServiceError.unavailable("store", "\(what): the store could not be reached")
+            }
         }
-        let outcome = Outcome()
-        let done = DispatchSemaphore(value: 0)
-        var request = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: httpTimeout)
-        request.httpMethod = "GET"
-        let task = URLSession.shared.dataTask(with: request) { data, response, error in
-            outcome.data = data
-            outcome.status = (response as? HTTPURLResponse)?.statusCode ?? 0
-            outcome.failed = error != nil
-            done.signal()
+        let status = response.status
+        if status == 404 || status == 410 { throw ServiceError(missing, "\(what) not found in the store") }
+        if [408, 429, 401, 403].contains(status) || (500...599).contains(status) {
+            throw ServiceError.unavailable("store", "\(what): the store answered HTTP \(status)")
         }
-        task.resume()
-        if done.wait(timeout: .now() + httpTimeout + 1) == .timedOut {
-            task.cancel()
-            throw ServiceError.unavailable("store", "\(what): the store did not answer within \(Int(httpTimeout)) s")
-        }
-        if outcome.status == 404 || outcome.status == 410 { throw ServiceError(missing, "\(what) not found in the store") }
-        if outcome.failed && outcome.status == 0 {
-            // No HTTP answer at all: refused, reset, DNS or TLS failure.
-            throw ServiceError.unavailable("store", "\(what): the store could not be reached")
-        }
-        if [408, 429, 401, 403].contains(outcome.status) || (500...599).contains(outcome.status) {
-            throw ServiceError.unavailable("store", "\(what): the store answered HTTP \(outcome.status)")
-        }
-        guard !outcome.failed, outcome.status == 200, let data = outcome.data else {
-            throw ServiceError(.internal, "\(what): the store answered HTTP \(outcome.status)")
-        }
-        guard data.count <= maxBytes else {
-            throw ServiceError(missing == .invalidRequest ? .imageTooLarge : .supportSetInvalid, "\(what): above \(maxBytes) bytes")
-        }
-        return [UInt8](data)
+        guard status == 200 else { throw ServiceError(.internal, "\(what): the store answered HTTP \(status)") }
+        return response.body
     }
 }

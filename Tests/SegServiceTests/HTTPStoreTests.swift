@@ -2,6 +2,7 @@ import Foundation
 import SegIO
 import SegOperations
 import SegService
+import SegTesting
 import Testing
 
 /// The http(s):// store backend against a real HTTP server on a loopback socket (the project's
@@ -97,5 +98,35 @@ struct HTTPStoreTests {
         #expect(Self.transient { try gone.manifest(id: "blobs", version: "2") } == "store")
         let local = try SupportSetStore(url: "file://" + files.root)
         #expect(Self.code { try local.latestVersion(of: "nope") } == .supportSetNotFound)
+    }
+
+    /// The store's size bound holds while the body is read: a declared Content-Length above the
+    /// limit fails before any body byte is read, and a chunked body without one is cut off as it
+    /// arrives (the server manages to write only a fraction of it).
+    @Test func anOversizedStoreAnswerIsCutOffWhileItIsRead() throws {
+        // Declares 900 MB and keeps sending (slowly): the client must stop at the header.
+        let declared = try ScriptedHTTPServer { _ in
+            .stream(head: Array("HTTP/1.1 200 OK\r\nContent-Length: 900000000\r\nConnection: close\r\n\r\n".utf8),
+                    chunk: [UInt8](repeating: 0x7b, count: 65536), count: 13733, pauseMicroseconds: 2000)
+        }
+        defer { declared.stop() }
+        let store = try SupportSetStore(url: "http://127.0.0.1:\(declared.port)/sets", limits: SupportSetLimits(maxManifestBytes: 4096), httpTimeout: 5)
+        #expect(Self.code { try store.manifest(id: "blobs", version: "1") } == .supportSetInvalid)
+        #expect(Self.code { try store.image(storePath: "queries/q.png") } == .imageTooLarge)
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(declared.bytesWritten < 32 << 20, "the server wrote \(declared.bytesWritten) bytes")
+
+        let chunk = Array("10000\r\n".utf8) + [UInt8](repeating: 0x7b, count: 65536) + Array("\r\n".utf8)
+        let streaming = try ScriptedHTTPServer { _ in
+            .stream(head: Array("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".utf8),
+                    chunk: chunk, count: 4096, pauseMicroseconds: 1000)
+        }
+        defer { streaming.stop() }
+        let chunked = try SupportSetStore(url: "http://127.0.0.1:\(streaming.port)/sets", limits: SupportSetLimits(maxManifestBytes: 256 * 1024), httpTimeout: 10)
+        let start = ContinuousClock.now
+        #expect(Self.code { try chunked.manifest(id: "blobs", version: "1") } == .supportSetInvalid)
+        #expect(ContinuousClock.now - start < .seconds(3))
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(streaming.bytesWritten < 32 << 20, "the server wrote \(streaming.bytesWritten) of \(4096 * chunk.count) bytes")
     }
 }
