@@ -6,8 +6,9 @@
 # DICOM: libdcmtk-dev (pixel decoding and SEG writing, linked by Sources/CDcmtk), and for the tests
 # a real PACS (orthanc with its DICOMweb plugin), DCMTK's command-line tools and dciodvfy
 # (dicom3tools), which checks every SEG the tests produce against the Segmentation IOD.
+# prometheus: promtool, which checks and unit-tests Deploy/monitoring's alerting rules.
 APT_PACKAGES=(pkg-config librdkafka-dev libopenblas-dev libpng-dev libsystemd-dev systemd
-              libdcmtk-dev dcmtk orthanc orthanc-dicomweb dicom3tools)
+              libdcmtk-dev dcmtk orthanc orthanc-dicomweb dicom3tools prometheus)
 
 # Test fixtures and the independent SEG reader of the DICOM tests (pydicom writes the source
 # series, highdicom reads every SEG back); script side only, the worker never imports Python.
