@@ -48,14 +48,7 @@ public final class SegmentationWorker: @unchecked Sendable {
         let session: InferenceSession
     }
 
-    struct Job {
-        let message: KafkaMessage
-        let received: ContinuousClock.Instant
-        /// Arrival order: a job put back after a transient failure goes before later ones.
-        let sequence: UInt64
-        /// The dependency this job failed on last (it waits for it to come back).
-        var waitingOn: String?
-    }
+    typealias Job = RequestQueue<KafkaMessage>.Job
 
     /// How the worker gets its partitions.
     public enum Mode: Sendable {
@@ -103,9 +96,8 @@ public final class SegmentationWorker: @unchecked Sendable {
     }
 
     struct State {
-        var tracker = OffsetTracker()
-        var queue: [Job] = []
-        var running = 0
+        /// Requests taken and not finished, their offsets, slots and outages.
+        var queue: RequestQueue<KafkaMessage>
         var paused = false
         var assigned: Set<TopicPartition> = []
         var counters = Counters()
@@ -117,8 +109,6 @@ public final class SegmentationWorker: @unchecked Sendable {
         /// Replay: partitions still being read.
         var replayOpen: Set<TopicPartition> = []
         var replay = ReplaySummary()
-        var gate: DependencyGate
-        var nextSequence: UInt64 = 0
     }
 
     public let configuration: WorkerConfiguration
@@ -137,7 +127,7 @@ public final class SegmentationWorker: @unchecked Sendable {
     public init(configuration: WorkerConfiguration, processor: RequestProcessor, consumerConfiguration: KafkaConfiguration,
                 producerConfiguration: KafkaConfiguration, logger: Logger, metrics: WorkerMetrics? = nil,
                 mode: Mode = .group, retryPolicy: RetryPolicy = RetryPolicy()) throws {
-        self.state = Mutex(State(gate: DependencyGate(policy: retryPolicy)))
+        self.state = Mutex(State(queue: RequestQueue(maxRunning: configuration.maxInFlight, retryPolicy: retryPolicy)))
         self.configuration = configuration
         self.processor = processor
         var consumerConfiguration = consumerConfiguration
@@ -167,9 +157,9 @@ public final class SegmentationWorker: @unchecked Sendable {
     public func health(now: ContinuousClock.Instant = .now) -> Health {
         state.withLock { s in
             let sincePoll = now - s.lastPoll
-            let pending = s.running + s.queue.count > 0
+            let pending = s.queue.load > 0
             // Waiting for a dependency to come back is not a stall: the process is healthy.
-            let stalled = pending && !s.gate.isAnyDown && now - s.lastProgress > .milliseconds(Int(configuration.stallTimeoutSeconds * 1000))
+            let stalled = pending && !s.queue.isWaitingOnDependency && now - s.lastProgress > .milliseconds(Int(configuration.stallTimeoutSeconds * 1000))
             return Health(sinceLastPoll: sincePoll, executorStalled: stalled, pollStalled: sincePoll > Self.pollStallLimit)
         }
     }
@@ -179,7 +169,7 @@ public final class SegmentationWorker: @unchecked Sendable {
         state.withLock { s in
             let lag = s.lag.values.reduce(0, +)
             let c = s.counters
-            return "in flight \(c.inFlight) (running \(s.running)), processed \(c.processed), failed \(c.failed), lag \(lag), paused partitions \(c.pausedPartitions)"
+            return "in flight \(c.inFlight) (running \(s.queue.running)), processed \(c.processed), failed \(c.failed), lag \(lag), paused partitions \(c.pausedPartitions)"
         }
     }
 
@@ -222,7 +212,7 @@ public final class SegmentationWorker: @unchecked Sendable {
                 nextSnapshot = now + .seconds(configuration.metricsIntervalSeconds)
                 publishSnapshot()
             }
-            if case .replay = mode, state.withLock({ $0.replayOpen.isEmpty && $0.tracker.inFlight == 0 && $0.queue.isEmpty }) {
+            if case .replay = mode, state.withLock({ $0.replayOpen.isEmpty && $0.queue.inFlight == 0 && $0.queue.load == 0 }) {
                 break
             }
         }
@@ -252,19 +242,16 @@ public final class SegmentationWorker: @unchecked Sendable {
                 // Outside the time range: nothing to do, but the offset still moves on.
                 let offset = state.withLock { s -> Int64? in
                     s.replay.skippedOutsideTimeRange += 1
-                    s.tracker.started(key, offset: message.offset)
-                    return s.tracker.finished(key, offset: message.offset)
+                    return s.queue.skip(partition: key, offset: message.offset)
                 }
                 if let offset { try? consumer.storeOffset(topic: message.topic, partition: message.partition, offset: offset) }
                 return
             }
         }
         state.withLock { s in
-            s.tracker.started(key, offset: message.offset)
-            if s.queue.isEmpty && s.running == 0 { s.lastProgress = .now }
-            s.queue.append(Job(message: message, received: .now, sequence: s.nextSequence, waitingOn: nil))
-            s.nextSequence += 1
-            s.counters.inFlight = s.tracker.inFlight
+            if s.queue.load == 0 { s.lastProgress = .now }
+            s.queue.accept(message, partition: key, offset: message.offset, now: .now)
+            s.counters.inFlight = s.queue.inFlight
         }
         startQueued()
     }
@@ -282,19 +269,13 @@ public final class SegmentationWorker: @unchecked Sendable {
                 metrics.rebalance("assigned", partitions: partitions.count)
                 logger.info("partitions assigned", metadata: ["partitions": "\(partitions.map(\.description).joined(separator: ","))"])
             case .revoked(let partitions), .lost(let partitions):
-                let keys = partitions.map { OffsetTracker.Key(topic: $0.topic, partition: $0.partition) }
+                let keys = Set(partitions.map { OffsetTracker.Key(topic: $0.topic, partition: $0.partition) })
                 let dropped = state.withLock { s -> Int in
                     s.assigned.subtract(partitions)
-                    s.tracker.revoked(keys)
-                    let before = s.queue.count
-                    s.queue.removeAll { job in partitions.contains(job.message.topicPartition) }
-                    s.counters.dropped += before - s.queue.count
-                    s.counters.inFlight = s.tracker.inFlight
-                    // An outage with no request left waiting on it: nothing to retry here.
-                    for dependency in s.gate.down.keys where !s.queue.contains(where: { $0.waitingOn == dependency }) {
-                        s.gate.forget(dependency)
-                    }
-                    return before - s.queue.count
+                    let dropped = s.queue.revoke(keys)
+                    s.counters.dropped += dropped
+                    s.counters.inFlight = s.queue.inFlight
+                    return dropped
                 }
                 metrics.rebalance("revoked", partitions: partitions.count)
                 logger.notice("partitions revoked", metadata: [
@@ -307,7 +288,7 @@ public final class SegmentationWorker: @unchecked Sendable {
 
     private func applyBackPressure() {
         let (load, paused, assigned, waiting) = state.withLock { s in
-            (s.queue.count + s.running, s.paused, Array(s.assigned), s.gate.isAnyDown)
+            (s.queue.load, s.paused, Array(s.assigned), s.queue.isWaitingOnDependency)
         }
         switch backPressure.decide(load: load, paused: paused, waitingOnDependency: waiting, hasPartitions: !assigned.isEmpty) {
         case .pause:
@@ -333,10 +314,9 @@ public final class SegmentationWorker: @unchecked Sendable {
     private func startQueued() {
         while true {
             let next: (Job, SessionLease?)? = state.withLock { s in
-                guard s.running < configuration.maxInFlight, !s.queue.isEmpty, s.gate.mayStart(now: .now) else { return nil }
-                s.running += 1
+                guard let job = s.queue.next(now: .now) else { return nil }
                 s.lastProgress = .now
-                return (s.queue.removeFirst(), s.sessions.popLast())
+                return (job, s.sessions.popLast())
             }
             guard let (job, lease) = next else { return }
             // A thread of its own, not a Dispatch queue: a request blocks for seconds (inference,
@@ -353,66 +333,54 @@ public final class SegmentationWorker: @unchecked Sendable {
     }
 
     private func execute(_ job: Job, session: InferenceSession) {
-        let m = job.message
-        let queued = ContinuousClock.now - job.received
-        let queuedMs = queued.milliseconds
+        let m = job.payload
+        let queuedMs = (ContinuousClock.now - job.received).milliseconds
         let source = SegmentationResult.Source(topic: m.topic, partition: m.partition, offset: m.offset)
         var outcome = processor.process(value: m.value, source: source, queuedMs: queuedMs, session: session)
         if case .replay = mode { outcome = outcome.markedAsReplay() }
-        let key = OffsetTracker.Key(topic: m.topic, partition: m.partition)
+        var transient: (dependency: String, reason: String)?
+        if case .unavailable(_, let error) = outcome { transient = (error.dependency ?? "unknown", error.reason) }
         let now = ContinuousClock.now
-        let (change, dependency, retryIn, abandoned) = state.withLock { s -> (DependencyGate.Change, String?, Duration?, Bool) in
+        let stopping = isStopping
+        let finish = state.withLock { s -> RequestQueue<KafkaMessage>.Finish in
             s.sessions.append(SessionLease(session: session))
-            s.running -= 1
             s.lastProgress = now
-            if case .unavailable(_, let error) = outcome, let dependency = error.dependency {
-                guard s.tracker.isTracked(key) else { return (.none, dependency, nil, true) }  // revoked meanwhile
-                if isStopping {
-                    // Not retried while stopping: the partition's offsets stay where they are and
-                    // the request is redelivered to whoever owns the partition next.
-                    s.tracker.revoked([key])
-                    s.counters.inFlight = s.tracker.inFlight
-                    return (.none, dependency, nil, true)
-                }
-                var again = job
-                again.waitingOn = dependency
-                let index = s.queue.firstIndex { $0.sequence > job.sequence } ?? s.queue.endIndex
-                s.queue.insert(again, at: index)
-                let (change, wait) = s.gate.failed(dependency, reason: error.reason, now: now, unit: Double.random(in: 0..<1))
-                return (change, dependency, wait, false)
-            }
-            if let waited = job.waitingOn { return (s.gate.succeeded(waited, now: now), waited, nil, false) }
-            return (.none, nil, nil, false)
+            let finish = s.queue.finished(job, transient: transient, stopping: stopping, now: now, unit: Double.random(in: 0..<1))
+            s.counters.inFlight = s.queue.inFlight
+            return finish
         }
-        if let dependency {
-            var meta: Logger.Metadata = ["dependency": "\(dependency)", "kafka_topic": "\(m.topic)",
-                                         "kafka_partition": "\(m.partition)", "kafka_offset": "\(m.offset)"]
-            switch change {
-            case .wentDown:
+        var meta: Logger.Metadata = ["kafka_topic": "\(m.topic)", "kafka_partition": "\(m.partition)", "kafka_offset": "\(m.offset)"]
+        switch finish {
+        case .retry(let dependency, let wentDown, let failures, let retryIn):
+            meta["dependency"] = "\(dependency)"
+            meta["retry_in_ms"] = "\(Int(retryIn.milliseconds))"
+            if wentDown {
                 metrics.dependency(dependency, up: false)
-                if case .unavailable(_, let error) = outcome { meta["why"] = "\(error.reason)" }
-                meta["retry_in_ms"] = "\(retryIn.map { Int($0.milliseconds) } ?? 0)"
+                meta["why"] = "\(transient?.reason ?? "")"
                 logger.warning("dependency down: requests wait and are retried", metadata: meta)
-            case .stillDown(let failures):
+            } else {
                 meta["failures"] = "\(failures)"
-                meta["retry_in_ms"] = "\(retryIn.map { Int($0.milliseconds) } ?? 0)"
                 logger.debug("dependency still down", metadata: meta)
-            case .cameBack(let downFor):
+            }
+        case .abandon(let dependency):
+            meta["dependency"] = "\(dependency)"
+            logger.info("not retried (stopping or revoked); left for redelivery", metadata: meta)
+        case .publish(let cameBack):
+            if let (dependency, downFor) = cameBack {
                 metrics.dependency(dependency, up: true)
+                meta["dependency"] = "\(dependency)"
                 meta["down_ms"] = "\(Int(downFor.milliseconds))"
                 logger.notice("dependency back: resuming", metadata: meta)
-            case .none:
-                if abandoned { logger.info("not retried (stopping or revoked); left for redelivery", metadata: meta) }
             }
         }
         startQueued()
-        if case .unavailable = outcome { return }
-        publish(outcome, for: m)
+        if case .publish = finish { publish(outcome, for: job) }
     }
 
     /// Produces the records of an outcome (result, dead-letter record, per-request metrics
     /// record); stores the offset once all are acknowledged by the broker.
-    private func publish(_ outcome: RequestProcessor.Outcome, for m: KafkaMessage) {
+    private func publish(_ outcome: RequestProcessor.Outcome, for job: Job) {
+        let m = job.payload
         var records: [(topic: String, key: [UInt8]?, value: [UInt8]?, headers: [(String, [UInt8])])] = []
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -455,7 +423,6 @@ public final class SegmentationWorker: @unchecked Sendable {
         }
         let remaining = Atomic<Int>(records.count)
         let deliveryFailed = Atomic<Bool>(false)
-        let key = OffsetTracker.Key(topic: m.topic, partition: m.partition)
         let isFailure = failedCode != nil
         let finish: @Sendable () -> Void = { [self] in
             let store = state.withLock { s -> Int64? in
@@ -466,8 +433,8 @@ public final class SegmentationWorker: @unchecked Sendable {
                     s.counters.processed += 1
                 }
                 if case .replay = mode { s.replay.replayed += 1 }
-                let offset = s.tracker.finished(key, offset: m.offset)
-                s.counters.inFlight = s.tracker.inFlight
+                let offset = s.queue.delivered(job)
+                s.counters.inFlight = s.queue.inFlight
                 return offset
             }
             metrics.finished(outcome)
@@ -551,7 +518,7 @@ public final class SegmentationWorker: @unchecked Sendable {
 
     private func refreshMetrics() {
         let (counters, queued, lag) = state.withLock { s in
-            (s.counters, s.queue.count, s.lag.map { ($0.key.topic, $0.key.partition, $0.value) }.sorted { ($0.0, $0.1) < ($1.0, $1.1) })
+            (s.counters, s.queue.waiting.count, s.lag.map { ($0.key.topic, $0.key.partition, $0.value) }.sorted { ($0.0, $0.1) < ($1.0, $1.1) })
         }
         metrics.update(counters: counters, queued: queued, lag: lag, cache: processor.cache.statistics,
                        healthy: health().isHealthy, residentBytes: Self.residentBytes())
@@ -606,21 +573,16 @@ public final class SegmentationWorker: @unchecked Sendable {
         // Requests waiting for a dependency are not retried while stopping: their partitions keep
         // their committed offsets and the requests are redelivered.
         let leftWaiting = state.withLock { s -> Int in
-            guard s.gate.isAnyDown else { return 0 }
-            let keys = Set(s.queue.map { OffsetTracker.Key(topic: $0.message.topic, partition: $0.message.partition) })
-            let count = s.queue.count
-            s.queue.removeAll()
-            s.tracker.revoked(Array(keys))
-            for d in s.gate.down.keys { s.gate.forget(d) }
-            s.counters.inFlight = s.tracker.inFlight
-            return count
+            let dropped = s.queue.dropWaitingForShutdown()
+            s.counters.inFlight = s.queue.inFlight
+            return dropped
         }
         if leftWaiting > 0 {
             logger.notice("stopping during a dependency outage: waiting requests left for redelivery", metadata: ["requests": "\(leftWaiting)"])
         }
         let deadline = ContinuousClock.now + .milliseconds(Int(configuration.drainTimeoutSeconds * 1000))
-        logger.notice("stopping: draining in-flight requests", metadata: ["in_flight": "\(state.withLock { $0.tracker.inFlight })"])
-        while state.withLock({ $0.tracker.inFlight > 0 || $0.running > 0 }) && ContinuousClock.now < deadline {
+        logger.notice("stopping: draining in-flight requests", metadata: ["in_flight": "\(state.withLock { $0.queue.inFlight })"])
+        while state.withLock({ $0.queue.inFlight > 0 || $0.queue.running > 0 }) && ContinuousClock.now < deadline {
             startQueued()
             // Keep serving callbacks (rebalance) while waiting; partitions are paused.
             if let message = consumer.poll(timeout: .milliseconds(50)), message.error == nil {
@@ -630,7 +592,7 @@ public final class SegmentationWorker: @unchecked Sendable {
             }
             handleRebalance()
         }
-        let left = state.withLock { $0.tracker.inFlight }
+        let left = state.withLock { $0.queue.inFlight }
         if left > 0 { logger.warning("drain deadline reached; unfinished requests will be redelivered", metadata: ["in_flight": "\(left)"]) }
         do { try consumer.commitSync() } catch { logger.error("final commit failed", metadata: ["error": "\(error)"]) }
         try consumer.close()
