@@ -349,6 +349,10 @@ def bad_dicoms() -> list:
     add("dicom-no-sop-class", ct("m5", set={(0x0008, 0x0016): None}), "dicom_invalid", "no SOPClassUID")
     add("dicom-study-uid-too-long", ct("m6", set={(0x0020, 0x000D): ("UI", "1.2." + "3" * 70)}), "dicom_invalid",
         "StudyInstanceUID of 74 characters")
+    add("dicom-plane-without-pixel-spacing",
+        ct("m8", set={(0x0020, 0x0032): ("DS", "0\\0\\3"), (0x0020, 0x0037): ("DS", "1\\0\\0\\0\\1\\0"),
+                      (0x0020, 0x0052): ("UI", uid("corpus/for"))}),
+        "dicom_invalid", "position and orientation but no PixelSpacing (the SEG cannot be written; after inference)")
     add("dicom-no-photometric", ct("m7", set={(0x0028, 0x0004): None}), "dicom_invalid",
         "no PhotometricInterpretation")
     # Unsupported.
@@ -418,6 +422,8 @@ def mixed_series() -> dict:
         ds[(0x0020, 0x0052)] = ("UI", frame_of_reference or uid("pacs/for"))
         ds[(0x0020, 0x0032)] = ("DS", f"0\\0\\{number * 3}")
         ds[(0x0020, 0x0037)] = ("DS", "1\\0\\0\\0\\1\\0")
+        ds[(0x0028, 0x0030)] = ("DS", "0.8\\0.8")
+        ds[(0x0018, 0x0050)] = ("DS", "3")
         return part10(ds, CT_STORAGE, uid(name + "/sop"))
 
     sr = {(0x0008, 0x0016): ("UI", SR_STORAGE), (0x0008, 0x0018): ("UI", uid("pacs/withsr/sr/sop")),
