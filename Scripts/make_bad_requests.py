@@ -170,6 +170,277 @@ def write_store(root: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# DICOM encoding (explicit VR little endian, by hand: independent of the worker's DCMTK and of
+# pydicom, deterministic UIDs under 2.25)
+
+CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+SR_STORAGE = "1.2.840.10008.5.1.4.1.1.88.22"
+PDF_STORAGE = "1.2.840.10008.5.1.4.1.1.104.1"
+EXPLICIT_LE = "1.2.840.10008.1.2.1"
+JPEG2000 = "1.2.840.10008.1.2.4.90"
+RLE = "1.2.840.10008.1.2.5"
+LONG_VRS = {"OB", "OW", "OF", "OD", "OL", "OV", "SQ", "UT", "UN", "UC", "UR"}
+UNDEFINED = 0xFFFFFFFF
+
+
+def uid(name: str) -> str:
+    """A deterministic UID: 2.25 followed by 96 bits of the name's SHA-256."""
+    import hashlib
+    return "2.25." + str(int.from_bytes(hashlib.sha256(name.encode()).digest()[:12], "big"))
+
+
+def element(group: int, elem: int, vr: str, value, length: int = None) -> bytes:
+    """One explicit-VR LE element; `value` is bytes, str (padded to even length) or int (US/UL);
+    `length` overrides the length field (wrong lengths, undefined length)."""
+    if isinstance(value, int):
+        data = struct.pack("<H" if vr in ("US", "SS") else "<I", value)
+    elif isinstance(value, str):
+        data = value.encode("ascii")
+        if len(data) % 2:
+            data += b"\x00" if vr == "UI" else b" "
+    else:
+        data = bytes(value)
+    n = len(data) if length is None else length
+    head = struct.pack("<HH", group, elem) + vr.encode()
+    head += (b"\x00\x00" + struct.pack("<I", n)) if vr in LONG_VRS else struct.pack("<H", n)
+    return head + data
+
+
+def part10(dataset: dict, sop_class: str, sop_instance: str, transfer_syntax: str = EXPLICIT_LE) -> bytes:
+    """A Part-10 file: preamble, DICM, file meta group, then the elements of `dataset` in tag order.
+    `dataset` maps (group, element) to (vr, value[, length]); raw bytes under the key "raw"
+    (a list of (after_tag, bytes)) are inserted after the element with that tag."""
+    meta = (element(2, 1, "OB", b"\x00\x01") + element(2, 2, "UI", sop_class) + element(2, 3, "UI", sop_instance)
+            + element(2, 0x10, "UI", transfer_syntax) + element(2, 0x12, "UI", uid("universeg-worker tests implementation")))
+    out = b"\x00" * 128 + b"DICM" + element(2, 0, "UL", len(meta)) + meta
+    for tag in sorted(k for k in dataset if k != "raw"):
+        spec = dataset[tag]
+        out += element(tag[0], tag[1], spec[0], spec[1], spec[2] if len(spec) > 2 else None)
+    return out
+
+
+def ct_dataset(name: str, rows: int = 24, columns: int = 24, frames: int = None, pixels: bytes = None) -> dict:
+    """A small CT image: 16-bit unsigned MONOCHROME2, the blob pattern of the PNG queries."""
+    if pixels is None:
+        values = [60 if inside else 180 for inside in blob(columns, rows, 2)] * (frames or 1)
+        pixels = struct.pack(f"<{len(values)}H", *values)
+    ds = {
+        (0x0008, 0x0016): ("UI", CT_STORAGE), (0x0008, 0x0018): ("UI", uid(name + "/sop")),
+        (0x0008, 0x0060): ("CS", "CT"), (0x0010, 0x0010): ("PN", "Corpus^" + CANARY),
+        (0x0010, 0x0020): ("LO", CANARY + "-PID"),
+        (0x0020, 0x000D): ("UI", uid("corpus/study")), (0x0020, 0x000E): ("UI", uid("corpus/series")),
+        (0x0020, 0x0013): ("IS", "1"),
+        (0x0028, 0x0002): ("US", 1), (0x0028, 0x0004): ("CS", "MONOCHROME2"),
+        (0x0028, 0x0010): ("US", rows), (0x0028, 0x0011): ("US", columns),
+        (0x0028, 0x0100): ("US", 16), (0x0028, 0x0101): ("US", 16), (0x0028, 0x0102): ("US", 15),
+        (0x0028, 0x0103): ("US", 0),
+        (0x7FE0, 0x0010): ("OW", pixels),
+    }
+    if frames is not None:
+        ds[(0x0028, 0x0008)] = ("IS", str(frames))
+    return ds
+
+
+def ct(name: str, transfer_syntax: str = EXPLICIT_LE, **changes) -> bytes:
+    """The CT image with attributes changed: a value replaces (a tuple of vr, value[, length]),
+    None removes."""
+    ds = ct_dataset(name)
+    for tag, spec in changes.get("set", {}).items():
+        if spec is None:
+            ds.pop(tag, None)
+        else:
+            ds[tag] = spec
+    return part10(ds, ds.get((0x0008, 0x0016), ("UI", CT_STORAGE))[1], uid(name + "/sop"), transfer_syntax)
+
+
+def encapsulated(fragments: list) -> bytes:
+    """Encapsulated PixelData value: an empty basic offset table, the fragments, a sequence delimiter."""
+    out = struct.pack("<HHI", 0xFFFE, 0xE000, 0)
+    for f in fragments:
+        out += struct.pack("<HHI", 0xFFFE, 0xE000, len(f)) + f
+    return out + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+
+
+def pixel_offset(data: bytes) -> int:
+    """Where the PixelData element starts."""
+    at = data.rfind(b"\xe0\x7f\x10\x00")
+    assert at > 0
+    return at
+
+
+def bad_dicoms() -> list:
+    """(name, bytes, code, description) of inline DICOM objects."""
+    good = ct("dicom-ok")
+    P = (0x7FE0, 0x0010)
+    study_at = good.find(struct.pack("<HH", 0x0020, 0x000D))
+    cases = []
+
+    def add(name, data, code, description):
+        cases.append((name, data, code, description))
+
+    # Not DICOM at all.
+    add("dicom-text", f"hello {CANARY}, this is not DICOM\n".encode(), "dicom_invalid", "plain text")
+    add("dicom-png-bytes", QUERY, "dicom_invalid", "a PNG image sent as dicom_base64")
+    add("dicom-garbage", bytes((i * 97 + 13) % 256 for i in range(4096)), "dicom_invalid", "4096 bytes of noise")
+    add("dicom-zeros", b"\x00" * 4096, "dicom_invalid", "4096 zero bytes (a preamble without DICM)")
+    # Truncated.
+    add("dicom-truncated-preamble", good[:64], "dicom_invalid", "cut inside the 128-byte preamble")
+    add("dicom-preamble-only", good[:132], "dicom_invalid", "preamble and DICM, nothing else")
+    add("dicom-truncated-meta", good[:180], "dicom_invalid", "cut inside the file meta group")
+    add("dicom-truncated-header", good[:study_at + 20], "dicom_invalid", "cut inside StudyInstanceUID (before PixelData)")
+    add("dicom-truncated-pixeldata", good[:pixel_offset(good) + 12 + 300], "dicom_invalid",
+        "cut inside PixelData (300 of 1152 bytes)")
+    # Wrong lengths.
+    patched = bytearray(good)
+    at = pixel_offset(good)
+    patched[at + 8:at + 12] = struct.pack("<I", len(good) * 4)
+    add("dicom-pixeldata-length-too-long", bytes(patched), "dicom_invalid",
+        "the PixelData length claims four times the file size")
+    sop_at = good.find(struct.pack("<HH", 0x0008, 0x0018))
+    patched = bytearray(good)
+    patched[sop_at + 6:sop_at + 8] = struct.pack("<H", 0xFFF0)
+    add("dicom-uid-length-too-long", bytes(patched), "dicom_invalid",
+        "SOPInstanceUID's 2-byte length is 0xFFF0 (runs past the end)")
+    modality_at = good.find(struct.pack("<HH", 0x0008, 0x0060))
+    patched = bytearray(good)
+    patched[modality_at + 6:modality_at + 8] = struct.pack("<H", 0x31)
+    add("dicom-length-swallows-elements", bytes(patched), "dicom_invalid",
+        "Modality's length 49 swallows the next elements (parsing resumes mid-element)")
+    patched = bytearray(good)
+    rows_at = good.find(struct.pack("<HH", 0x0028, 0x0010))
+    patched[rows_at + 6:rows_at + 8] = struct.pack("<H", 1)
+    add("dicom-rows-length-1", bytes(patched), "dicom_invalid", "Rows (US) with length 1")
+    # Undefined lengths.
+    add("dicom-undefined-length-ob", good[:at] + element(0x7FE0, 0x0010, "OB", b"garbage " * 64, UNDEFINED),
+        "dicom_invalid", "PixelData OB of undefined length with native (non-encapsulated) garbage")
+    add("dicom-undefined-length-sq", good[:at] + element(0x5200, 0x9229, "SQ", b"\x01\x02\x03\x04" * 100, UNDEFINED),
+        "dicom_invalid", "a sequence of undefined length holding garbage, no delimiter, no PixelData")
+    add("dicom-undefined-length-text", good[:study_at] + element(0x0020, 0x000D, "UT", b"1.2.3" * 50, UNDEFINED),
+        "dicom_invalid", "an element of undefined length that is not a sequence")
+    # Bombs and limits.
+    add("dicom-bomb-rows", ct("b1", set={(0x0028, 0x0010): ("US", 65535), (0x0028, 0x0011): ("US", 65535),
+                                         P: ("OW", bytes(64))}),
+        "dicom_too_large", "Rows and Columns 65535, 64 bytes of PixelData")
+    add("dicom-bomb-pixels", ct("b2", set={(0x0028, 0x0010): ("US", 8000), (0x0028, 0x0011): ("US", 8000),
+                                           P: ("OW", bytes(64))}),
+        "dicom_too_large", "8000 x 8000: each side within 8192, 64 M pixels above 40 M")
+    add("dicom-bomb-frames", ct("b3", set={(0x0028, 0x0010): ("US", 4096), (0x0028, 0x0011): ("US", 4096),
+                                           (0x0028, 0x0008): ("IS", "400"), P: ("OW", bytes(64))}),
+        "dicom_too_large", "4096 x 4096 x 400 frames (13 GB declared, each limit kept), 64 bytes of PixelData")
+    add("dicom-bomb-rle", ct("b4", RLE, set={(0x0028, 0x0010): ("US", 4096), (0x0028, 0x0011): ("US", 4096),
+                                             (0x0028, 0x0008): ("IS", "400"),
+                                             P: ("OB", encapsulated([rle_zeros()] * 400), UNDEFINED)}),
+        "dicom_too_large", "RLE, 4096 x 4096 x 400 frames of tiny fragments (13 GB decoded)")
+    add("dicom-frames-513", ct("f1", set={(0x0028, 0x0008): ("IS", "513"), (0x0028, 0x0010): ("US", 4),
+                                          (0x0028, 0x0011): ("US", 4), P: ("OW", bytes(4 * 4 * 2 * 513))}),
+        "dicom_too_large", "4 x 4, NumberOfFrames 513, above dicom.max_frames 512 (full PixelData)")
+    add("dicom-frames-100000", ct("f2", set={(0x0028, 0x0008): ("IS", "100000")}),
+        "dicom_too_large", "NumberOfFrames 100000")
+    add("dicom-frames-zero", ct("f3", set={(0x0028, 0x0008): ("IS", "0")}), "dicom_invalid", "NumberOfFrames 0")
+    add("dicom-frames-negative", ct("f4", set={(0x0028, 0x0008): ("IS", "-3")}), "dicom_invalid", "NumberOfFrames -3")
+    add("dicom-pixeldata-short", ct("s1", set={P: ("OW", bytes(10))}), "dicom_invalid",
+        "24 x 24 declared, 10 bytes of PixelData")
+    add("dicom-rows-zero", ct("s2", set={(0x0028, 0x0010): ("US", 0)}), "dicom_invalid", "Rows 0")
+    # Missing attributes.
+    add("dicom-no-pixeldata", ct("m1", set={P: None}), "dicom_invalid", "a CT image without PixelData")
+    add("dicom-no-sop-instance-uid", ct("m2", set={(0x0008, 0x0018): None}), "dicom_invalid", "no SOPInstanceUID")
+    add("dicom-no-study-uid", ct("m3", set={(0x0020, 0x000D): None}), "dicom_invalid", "no StudyInstanceUID")
+    add("dicom-no-series-uid", ct("m4", set={(0x0020, 0x000E): None}), "dicom_invalid", "no SeriesInstanceUID")
+    add("dicom-no-sop-class", ct("m5", set={(0x0008, 0x0016): None}), "dicom_invalid", "no SOPClassUID")
+    add("dicom-study-uid-too-long", ct("m6", set={(0x0020, 0x000D): ("UI", "1.2." + "3" * 70)}), "dicom_invalid",
+        "StudyInstanceUID of 74 characters")
+    add("dicom-plane-without-pixel-spacing",
+        ct("m8", set={(0x0020, 0x0032): ("DS", "0\\0\\3"), (0x0020, 0x0037): ("DS", "1\\0\\0\\0\\1\\0"),
+                      (0x0020, 0x0052): ("UI", uid("corpus/for"))}),
+        "dicom_invalid", "position and orientation but no PixelSpacing (the SEG cannot be written; after inference)")
+    add("dicom-no-photometric", ct("m7", set={(0x0028, 0x0004): None}), "dicom_invalid",
+        "no PhotometricInterpretation")
+    # Unsupported.
+    sr = {(0x0008, 0x0016): ("UI", SR_STORAGE), (0x0008, 0x0018): ("UI", uid("sr/sop")), (0x0008, 0x0060): ("CS", "SR"),
+          (0x0020, 0x000D): ("UI", uid("corpus/study")), (0x0020, 0x000E): ("UI", uid("sr/series")),
+          (0x0040, 0xA040): ("CS", "CONTAINER"), (0x0040, 0xA050): ("CS", "SEPARATE")}
+    add("dicom-sr", part10(sr, SR_STORAGE, uid("sr/sop")), "dicom_unsupported", "a Structured Report (no pixels)")
+    pdf = {(0x0008, 0x0016): ("UI", PDF_STORAGE), (0x0008, 0x0018): ("UI", uid("pdf/sop")), (0x0008, 0x0060): ("CS", "DOC"),
+           (0x0020, 0x000D): ("UI", uid("corpus/study")), (0x0020, 0x000E): ("UI", uid("pdf/series")),
+           (0x0042, 0x0011): ("OB", b"%PDF-1.4\n%" + CANARY.encode() + b"\n%%EOF\n"),
+           (0x0042, 0x0012): ("LO", "application/pdf")}
+    add("dicom-encapsulated-pdf", part10(pdf, PDF_STORAGE, uid("pdf/sop")), "dicom_unsupported",
+        "Encapsulated PDF Storage")
+    add("dicom-jpeg2000", ct("u1", JPEG2000, set={P: ("OB", encapsulated([b"\xff\x4f\xff\x51" + bytes(60)]), UNDEFINED)}),
+        "dicom_unsupported", "JPEG 2000 transfer syntax (1.2.840.10008.1.2.4.90)")
+    add("dicom-unknown-transfer-syntax", ct("u2", "1.2.3.999.42"), "dicom_unsupported",
+        "a transfer syntax UID nobody knows (1.2.3.999.42), explicit VR LE body")
+    add("dicom-htj2k", ct("u3", "1.2.840.10008.1.2.4.201",
+                          set={P: ("OB", encapsulated([b"\xff\x4f\xff\x51" + bytes(60)]), UNDEFINED)}),
+        "dicom_unsupported", "High-Throughput JPEG 2000 (1.2.840.10008.1.2.4.201)")
+    add("dicom-palette-color", ct("u4", set={(0x0028, 0x0004): ("CS", "PALETTE COLOR")}), "dicom_unsupported",
+        "PhotometricInterpretation PALETTE COLOR")
+    add("dicom-bits-allocated-1", ct("u5", set={(0x0028, 0x0100): ("US", 1), (0x0028, 0x0101): ("US", 1),
+                                                (0x0028, 0x0102): ("US", 0)}),
+        "dicom_unsupported", "BitsAllocated 1")
+    add("dicom-argb-4-samples", ct("u6", set={(0x0028, 0x0002): ("US", 4), (0x0028, 0x0004): ("CS", "ARGB"),
+                                              (0x0028, 0x0100): ("US", 8), (0x0028, 0x0101): ("US", 8),
+                                              (0x0028, 0x0102): ("US", 7), P: ("OB", bytes(24 * 24 * 4))}),
+        "dicom_unsupported", "SamplesPerPixel 4, ARGB")
+    add("dicom-rgb-32-bit", ct("u7", set={(0x0028, 0x0002): ("US", 3), (0x0028, 0x0004): ("CS", "RGB"),
+                                          (0x0028, 0x0006): ("US", 0),
+                                          (0x0028, 0x0100): ("US", 32), (0x0028, 0x0101): ("US", 32),
+                                          (0x0028, 0x0102): ("US", 31), P: ("OB", bytes(24 * 24 * 12))}),
+        "dicom_unsupported", "RGB with BitsAllocated 32")
+    add("dicom-float-pixel-data", ct("u8", set={P: None, (0x7FE0, 0x0008): ("OF", bytes(24 * 24 * 4)),
+                                                (0x0028, 0x0100): ("US", 32), (0x0028, 0x0101): None,
+                                                (0x0028, 0x0102): None, (0x0028, 0x0103): None}),
+        "dicom_unsupported", "Float Pixel Data (7FE0,0008)")
+    add("dicom-mono-4-samples", ct("i1", set={(0x0028, 0x0002): ("US", 4), P: ("OW", bytes(24 * 24 * 8))}),
+        "dicom_invalid", "SamplesPerPixel 4 with MONOCHROME2")
+    add("dicom-bits-stored-20", ct("i2", set={(0x0028, 0x0101): ("US", 20)}), "dicom_invalid",
+        "BitsStored 20 with BitsAllocated 16")
+    add("dicom-rle-missing-fragments", ct("i3", RLE, set={(0x0028, 0x0008): ("IS", "3"),
+                                                          P: ("OB", encapsulated([rle_zeros()]), UNDEFINED)}),
+        "dicom_invalid", "RLE, 3 frames declared, 1 fragment")
+    add("dicom-rle-corrupt", ct("i4", RLE, set={P: ("OB", encapsulated([b"\x07" + b"\xff" * 63]), UNDEFINED)}),
+        "dicom_invalid", "RLE with a corrupt segment header (fails when the frame is decoded)")
+    return cases
+
+
+def rle_zeros() -> bytes:
+    """An RLE fragment header with 2 segments whose runs are a few zero bytes (short on purpose)."""
+    header = struct.pack("<16I", 2, 64, 68, *([0] * 13))
+    return header + b"\x81\x00\x81\x00" + b"\x81\x00\x81\x00"
+
+
+def mixed_series() -> dict:
+    """Instances for the PACS cases of DICOMBadInputTests (pacs/*.dcm): one study, a series of two
+    24 x 24 slices, and one series each mixing sizes, frames of reference, and an image with an SR."""
+    study = uid("pacs/study")
+
+    def instance(name, series, rows=24, columns=24, frame_of_reference=None, number=1):
+        ds = ct_dataset(name, rows, columns)
+        ds[(0x0020, 0x000D)] = ("UI", study)
+        ds[(0x0020, 0x000E)] = ("UI", uid("pacs/" + series))
+        ds[(0x0020, 0x0013)] = ("IS", str(number))
+        ds[(0x0020, 0x0052)] = ("UI", frame_of_reference or uid("pacs/for"))
+        ds[(0x0020, 0x0032)] = ("DS", f"0\\0\\{number * 3}")
+        ds[(0x0020, 0x0037)] = ("DS", "1\\0\\0\\0\\1\\0")
+        ds[(0x0028, 0x0030)] = ("DS", "0.8\\0.8")
+        ds[(0x0018, 0x0050)] = ("DS", "3")
+        return part10(ds, CT_STORAGE, uid(name + "/sop"))
+
+    sr = {(0x0008, 0x0016): ("UI", SR_STORAGE), (0x0008, 0x0018): ("UI", uid("pacs/withsr/sr/sop")),
+          (0x0008, 0x0060): ("CS", "SR"), (0x0020, 0x000D): ("UI", study), (0x0020, 0x000E): ("UI", uid("pacs/withsr")),
+          (0x0040, 0xA040): ("CS", "CONTAINER"), (0x0040, 0xA050): ("CS", "SEPARATE")}
+    return {
+        "good-1": instance("pacs/good/1", "good", number=1), "good-2": instance("pacs/good/2", "good", number=2),
+        "mixedsize-1": instance("pacs/mixedsize/1", "mixedsize", number=1),
+        "mixedsize-2": instance("pacs/mixedsize/2", "mixedsize", rows=32, columns=16, number=2),
+        "mixedfor-1": instance("pacs/mixedfor/1", "mixedfor", number=1),
+        "mixedfor-2": instance("pacs/mixedfor/2", "mixedfor", frame_of_reference=uid("pacs/other-for"), number=2),
+        "withsr-1": instance("pacs/withsr/1", "withsr", number=1),
+        "withsr-sr": part10(sr, SR_STORAGE, uid("pacs/withsr/sr/sop")),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
 # Cases
 
 
@@ -411,6 +682,67 @@ def build_cases() -> list:
         ground_truth={"png_base64": "%%%" + CANARY})
     req("ground-truth-not-png", "image_decode", "ground_truth is base64 of text",
         ground_truth={"png_base64": b64(b"not a png " + CANARY.encode())})
+    # --- DICOM (image.dicom_base64, image.dicomweb, output) ----------------------------------------
+    dicom_ok = ct("dicom-ok")
+    d64 = b64(dicom_ok)
+    web = {"server": "pacs", "study_uid": uid("corpus/study"), "series_uid": uid("corpus/series")}
+    for name, data, code, description in bad_dicoms():
+        req(name, code, description, image={"dicom_base64": b64(data)})
+    req("dicom-base64-garbage", "image_decode", "image.dicom_base64 is not base64",
+        image={"dicom_base64": f"!!! {CANARY} not base64 ***"})
+    req("dicom-base64-empty", "image_decode", "image.dicom_base64 is empty", image={"dicom_base64": ""})
+    urlsafe = base64.urlsafe_b64encode(dicom_ok + b"\xfb\xef\xff" * 4).decode()  # bytes that need - and _
+    assert "-" in urlsafe and "_" in urlsafe
+    req("dicom-base64-urlsafe", "image_decode", "image.dicom_base64 in the URL-safe alphabet", image={"dicom_base64": urlsafe})
+    req("dicom-base64-line-breaks", "image_decode", "image.dicom_base64 with MIME line breaks",
+        image={"dicom_base64": base64.encodebytes(dicom_ok).decode()})
+    req("dicom-base64-number", "invalid_request", "image.dicom_base64 is a number", image={"dicom_base64": 7})
+    req("dicom-and-png", "invalid_request", "image has dicom_base64 and png_base64",
+        image={"dicom_base64": d64, "png_base64": q64})
+    req("dicom-and-dicomweb", "invalid_request", "image has dicom_base64 and dicomweb",
+        image={"dicom_base64": d64, "dicomweb": web})
+    req("dicom-ground-truth", "invalid_request", "ground_truth with a DICOM image",
+        image={"dicom_base64": d64}, ground_truth={"png_base64": b64(QUERY_LABEL)})
+    req("png-with-output", "invalid_request", "output with a PNG image", output={"stow": False})
+    req("dicom-output-stow-string", "invalid_request", "output.stow is \"yes\"", image={"dicom_base64": d64},
+        output={"stow": "yes"})
+    req("dicom-output-unknown-field", "invalid_request", "an unknown field in output (a URL)", image={"dicom_base64": d64},
+        output={"url": "http://" + CANARY + ".example/stow"})
+    req("dicom-output-server-bad-name", "invalid_request", "output.dicomweb_server is a URL", image={"dicom_base64": d64},
+        output={"dicomweb_server": "http://" + CANARY + ".example/"})
+    req("dicom-output-server-not-configured", "invalid_request",
+        "output.dicomweb_server names no configured server (found after inference)", image={"dicom_base64": d64},
+        output={"dicomweb_server": "nosuchpacs"})
+    req("dicom-output-stow-true-no-server", "invalid_request", "output.stow true with no server to store on",
+        image={"dicom_base64": d64}, output={"stow": True})
+
+    def webcase(name, description, **fields):
+        ref = dict(web)
+        for k, v in fields.items():
+            if v is None:
+                ref.pop(k, None)
+            else:
+                ref[k] = v
+        req(name, "invalid_request", description, image={"dicomweb": ref})
+
+    webcase("dicomweb-server-not-configured", "image.dicomweb.server names no configured server", server="nosuchpacs")
+    webcase("dicomweb-server-url", "image.dicomweb.server is a URL", server="http://" + CANARY + ".example/dicom-web")
+    webcase("dicomweb-server-missing", "no image.dicomweb.server", server=None)
+    webcase("dicomweb-study-uid-letters", "study_uid with letters", study_uid="1.2.abc." + CANARY)
+    webcase("dicomweb-study-uid-too-long", "study_uid of 65 characters", study_uid="1.2." + "3" * 61)
+    webcase("dicomweb-study-uid-number", "study_uid is a number", study_uid=1.2)
+    webcase("dicomweb-series-uid-leading-zero", "series_uid with a component 02", series_uid="1.02.3")
+    webcase("dicomweb-series-uid-empty-component", "series_uid with an empty component", series_uid="1..3")
+    webcase("dicomweb-series-uid-missing", "no series_uid", series_uid=None)
+    webcase("dicomweb-instance-uids-empty", "instance_uids is []", instance_uids=[])
+    webcase("dicomweb-instance-uids-duplicated", "instance_uids repeats a UID", instance_uids=["1.2.3", "1.2.4", "1.2.3"])
+    webcase("dicomweb-instance-uids-numbers", "instance_uids holds numbers", instance_uids=[1, 2])
+    webcase("dicomweb-instance-uids-string", "instance_uids is a string", instance_uids="1.2.3")
+    webcase("dicomweb-instance-uids-invalid", "instance_uids holds a UID with a trailing dot", instance_uids=["1.2.3."])
+    webcase("dicomweb-instance-uids-513", "instance_uids with 513 entries (above dicom.max_frames)",
+            instance_uids=[f"1.2.3.{i}" for i in range(513)])
+    webcase("dicomweb-unknown-field", "an unknown field in image.dicomweb (a URL)", url="http://" + CANARY + ".example/")
+    req("dicomweb-is-string", "invalid_request", "image.dicomweb is a string", image={"dicomweb": "pacs"})
     # --- Support sets --------------------------------------------------------------------------
     req("unknown-support-set", "support_set_not_found", "no such set in the store", support={"id": "nosuchset"})
     req("unknown-version", "support_set_not_found", "no such version of blobs", support={"id": "blobs", "version": "9"})
@@ -429,6 +761,9 @@ def build_cases() -> list:
     # --- Valid inputs (must give masks) --------------------------------------------------------
     for name, (data, w, h, description) in VALID_IMAGES.items():
         req(name, "ok", description, image={"png_base64": b64(data)}, mask=(w, h))
+    req("dicom-ok", "ok", "a 24 x 24 CT image inline, SEG returned inline", image={"dicom_base64": d64}, mask=(24, 24))
+    req("dicom-ok-stow-false", "ok", "the same image with output.stow false", image={"dicom_base64": d64},
+        output={"stow": False}, mask=(24, 24))
     req("store-path-ok", "ok", "image read from the store (queries/q.png, 30 x 20)", image={"store_path": "queries/q.png"},
         mask=(30, 20))
     req("nolatest-explicit-version", "ok", "the set without LATEST, version 1 asked", support={"id": "nolatest", "version": "1"},
@@ -474,6 +809,43 @@ def build_cases() -> list:
     return cases
 
 
+def pacs_cases() -> list:
+    """Cases of DICOMBadInputTests: the worker has DICOMweb server "pacs" (a real Orthanc holding
+    pacs/*.dcm) and "rejecting" (a scripted server whose STOW-RS answers 409 with a
+    FailedSOPSequence). Same fields as the inline cases."""
+    study = uid("pacs/study")
+    cases = []
+
+    def case(name, expect, description, reference, output=None, slices=None):
+        image = {"dicomweb": dict({"server": "pacs", "study_uid": study}, **reference)}
+        value = dumps(request(name, image=image, **({"output": output} if output else {})))
+        cases.append(dict(name=name, value=value, expect=expect, description=description,
+                          error_result=(expect != "ok"), request_id=name, headers=[], mask=None, dice=False, key="name",
+                          slices=slices))
+
+    good = uid("pacs/good")
+    case("pacs-unknown-study", "dicom_not_found", "a study the PACS does not hold",
+         {"study_uid": uid("pacs/nostudy"), "series_uid": good})
+    case("pacs-unknown-series", "dicom_not_found", "a series the study does not hold", {"series_uid": uid("pacs/noseries")})
+    case("pacs-unknown-instance", "dicom_not_found", "instance_uids names an instance the PACS does not hold",
+         {"series_uid": good, "instance_uids": [uid("pacs/noinstance")]})
+    case("pacs-instance-of-other-series", "dicom_not_found", "instance_uids names an instance of another series",
+         {"series_uid": good, "instance_uids": [uid("pacs/mixedsize/1/sop")]})
+    case("pacs-unknown-server", "invalid_request", "image.dicomweb.server is not configured",
+         {"server": "elsewhere", "series_uid": good})
+    case("pacs-mixed-size", "dicom_unsupported", "a series of a 24 x 24 and a 32 x 16 instance",
+         {"series_uid": uid("pacs/mixedsize")})
+    case("pacs-mixed-frame-of-reference", "dicom_unsupported", "a series whose instances have different frames of reference",
+         {"series_uid": uid("pacs/mixedfor")})
+    case("pacs-series-with-sr", "dicom_unsupported", "a series holding an image and a Structured Report",
+         {"series_uid": uid("pacs/withsr")})
+    case("pacs-stow-rejected", "dicom_store_rejected",
+         "the SEG goes to output.dicomweb_server \"rejecting\", whose STOW-RS answers 409 + FailedSOPSequence (272)",
+         {"series_uid": good, "instance_uids": [uid("pacs/good/1/sop")]}, output={"dicomweb_server": "rejecting"})
+    case("pacs-ok", "ok", "the good series (2 slices): SEG stored on the PACS", {"series_uid": good}, slices=2)
+    return cases
+
+
 SENTINEL = {"name": "sentinel", "expect": "ok", "mask": [24, 24]}
 
 
@@ -515,9 +887,32 @@ valid sentinel request, and checks for each case:
   path with `..`), `badlatest` (LATEST names a path), `nolatest` (no LATEST), `dirmanifest`
   (support.json is a directory); `queries/q.png` (30 x 20) for `image.store_path`.
 
+- `pacs/`: DICOM instances for the PACS cases (below), uploaded to a throwaway Orthanc.
+
 The weights are not part of the corpus: the test writes small random weights (16 x 16 input).
 
+DICOM objects are encoded by hand by the script (explicit VR little endian, deterministic UIDs
+under 2.25, `ZZCANARY` in PatientName/PatientID so that patient data in a log or reason is caught).
+The inline cases (`image.dicom_base64`, request-schema errors around `image.dicomweb` and `output`)
+are in the table below and run like every other case, with no DICOMweb server configured; they
+also run without Kafka through `RequestProcessor` (Tests/SegServiceTests/BadInputCorpusTests.swift).
+
 ## Cases
+
+| # | name | expect | error result | what |
+|---|---|---|---|---|
+"""
+
+README_PACS = """
+## PACS cases
+
+`manifest.json` `pacs.cases` (same fields), run by
+`Tests/WorkerIntegrationTests/DICOMBadInputTests.swift`: a Tansu broker, a real Orthanc 1.10 with
+the DICOMweb plugin holding `pacs/*.dcm` (configured as DICOMweb server `pacs`), and a scripted
+HTTP server configured as `rejecting` whose STOW-RS answers 409 with a FailedSOPSequence
+(FailureReason 272); the only scripted case is `pacs-stow-rejected`. Instances in `pacs/`: series
+`good` (two 24 x 24 slices), `mixedsize` (24 x 24 and 32 x 16), `mixedfor` (two frames of
+reference), `withsr` (an image and an SR), all in one study.
 
 | # | name | expect | error result | what |
 |---|---|---|---|---|
@@ -526,11 +921,14 @@ The weights are not part of the corpus: the test writes small random weights (16
 
 def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "Tests/WorkerIntegrationTests/Fixtures/bad-requests")
-    for sub in ("values", "store"):
+    for sub in ("values", "store", "pacs"):
         if (out / sub).exists():
             shutil.rmtree(out / sub)
     (out / "values").mkdir(parents=True)
     write_store(out / "store")
+    (out / "pacs").mkdir()
+    for name, data in mixed_series().items():
+        (out / "pacs" / f"{name}.dcm").write_bytes(data)
     cases = build_cases()
     names = [c["name"] for c in cases]
     assert len(names) == len(set(names)), "case names must be unique"
@@ -551,7 +949,21 @@ def main() -> None:
         manifest_cases.append(entry)
         table.append(f"| {i} | `{c['name']}` | {c['expect']} | {'yes' if entry['error_result'] else '-'} | "
                      f"{c['description'].replace('|', '/')} |")
+    pacs_manifest = []
+    pacs_table = []
+    for i, c in enumerate(pacs_cases(), 1):
+        value_file = f"values/{c['name']}.bin"
+        assert c["name"] not in names
+        (out / value_file).write_bytes(c["value"])
+        entry = {"name": c["name"], "value": value_file, "key": c["name"], "headers": [], "expect": c["expect"],
+                 "error_result": bool(c["error_result"]), "request_id": c["request_id"], "description": c["description"]}
+        if c["slices"]:
+            entry["slices"] = c["slices"]
+        pacs_manifest.append(entry)
+        pacs_table.append(f"| {i} | `{c['name']}` | {c['expect']} | {'yes' if entry['error_result'] else '-'} | "
+                          f"{c['description'].replace('|', '/')} |")
     manifest = {"format": "universeg.bad-requests.v1", "canary": CANARY, "store": "store",
+                "pacs": {"files": sorted(f"pacs/{n}.dcm" for n in mixed_series()), "cases": pacs_manifest},
                 "cases": manifest_cases,
                 "sentinel": {"name": "sentinel", "value": "values/sentinel.bin", "key": "sentinel",
                              "request_id": "sentinel", "mask": [24, 24]}}
@@ -561,9 +973,11 @@ def main() -> None:
     for c in manifest_cases:
         codes[c["expect"]] = codes.get(c["expect"], 0) + 1
     summary = ", ".join(f"{k} {v}" for k, v in sorted(codes.items()))
-    (out / "README.md").write_text(README_HEAD + "\n".join(table) + f"\n\n{len(cases)} cases: {summary}.\n")
+    dicom_count = sum(1 for c in manifest_cases if c["name"].startswith(("dicom", "png-with-output")))
+    (out / "README.md").write_text(README_HEAD + "\n".join(table) + f"\n\n{len(cases)} cases: {summary}"
+                                   + f" ({dicom_count} of them DICOM).\n" + README_PACS + "\n".join(pacs_table) + "\n")
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    print(f"{len(cases)} cases ({summary}); {total} bytes in {out}")
+    print(f"{len(cases)} cases ({summary}), {len(pacs_manifest)} PACS cases; {total} bytes in {out}")
 
 
 if __name__ == "__main__":

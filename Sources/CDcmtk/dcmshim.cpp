@@ -232,6 +232,14 @@ int32_t openImage(const uint8_t *bytes, size_t length, const dcmshim_limits *lim
         if (v.length() > 64) return fail(error, DCMSHIM_INVALID, "%s longer than 64 characters", u.name);
         copyString(u.dst, 68, v);
     }
+    // A transfer syntax UID in the meta header that DCMTK does not know (a private one, or one newer than
+    // this DCMTK such as HTJ2K): DCMTK then guesses the encoding from the bytes, but the pixel data may be
+    // in any encoding, so the object is refused instead of decoded as if it were native.
+    if (DcmMetaInfo *meta = img->file.getMetaInfo()) {
+        OFString declared;
+        if (getString(meta, DCM_TransferSyntaxUID, declared) && DcmXfer(declared.c_str()).getXfer() == EXS_Unknown)
+            return fail(error, DCMSHIM_UNSUPPORTED, "transfer syntax %.64s is not supported", declared.c_str());
+    }
     DcmXfer xfer(ds->getOriginalXfer());
     if (xfer.getXfer() == EXS_Unknown) return fail(error, DCMSHIM_INVALID, "unknown transfer syntax");
     copyString(info.transfer_syntax_uid, 68, xfer.getXferID());
@@ -309,6 +317,13 @@ int32_t openImage(const uint8_t *bytes, size_t length, const dcmshim_limits *lim
     // Native YBR_FULL_422 stores two samples per pixel (Y1 Y2 Cb Cr per pair).
     if (!encapsulated && pi == "YBR_FULL_422") samplesPerFrame = (size_t)rows * (size_t)columns * 2;
     img->frameBytes = samplesPerFrame * img->bytesPerSample;
+    // Rows x Columns x Frames bombs: each limit kept, the whole far beyond any instance allowed (native
+    // pixel data must fit in dicom.max_instance_bytes; compressed pixel data may decode to 4 times that).
+    unsigned __int128 declared = (unsigned __int128)img->frameBytes * (unsigned __int128)frames;
+    unsigned __int128 bound = (unsigned __int128)limits.maxInstanceBytes * (encapsulated ? 4u : 1u);
+    if (declared > bound)
+        return fail(error, DCMSHIM_TOO_LARGE, "%ld frames of %ld x %ld declare %llu bytes of pixel data, above the limit of %llu",
+                    frames, rows, columns, (unsigned long long)declared, (unsigned long long)bound);
 
     if (encapsulated) {
         if (const char *why = unsupportedEncapsulation(xfer)) return fail(error, DCMSHIM_UNSUPPORTED, "%s", why);

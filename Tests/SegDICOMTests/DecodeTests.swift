@@ -130,7 +130,7 @@ struct DecodeTests {
     static let badInputs: [(String, DICOMError.Kind)] = [
         ("empty.dcm", .invalid), ("garbage.dcm", .invalid), ("truncated_half.dcm", .invalid),
         ("truncated_header.dcm", .invalid), ("preamble_only.dcm", .invalid), ("bomb_dimensions.dcm", .tooLarge),
-        ("bomb_short_pixeldata.dcm", .invalid), ("bomb_frame_count.dcm", .tooLarge), ("no_pixeldata.dcm", .invalid),
+        ("bomb_short_pixeldata.dcm", .tooLarge), ("bomb_frame_count.dcm", .tooLarge), ("no_pixeldata.dcm", .invalid),
         ("no_sop_instance_uid.dcm", .invalid), ("no_study_uid.dcm", .invalid), ("no_rows.dcm", .invalid),
         ("bits_stored_too_large.dcm", .invalid), ("frames_zero.dcm", .invalid), ("palette.dcm", .unsupported),
         ("bits_allocated_1.dcm", .unsupported), ("sr.dcm", .unsupported), ("pixeldata_length_too_long.dcm", .invalid),

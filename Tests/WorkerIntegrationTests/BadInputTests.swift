@@ -246,10 +246,15 @@ struct BadInputTests {
         for s in sent {
             guard let value = s.value, let text = String(validating: value, as: UTF8.self) else { continue }
             var rest = Substring(text)
-            while let range = rest.range(of: "\"png_base64\":\"") {
-                let b64 = rest[range.upperBound...].prefix { $0 != "\"" }
-                if b64.count >= 40 { secrets.append(String(b64.prefix(40))) }
-                rest = rest[range.upperBound...]
+            for field in ["\"png_base64\":\"", "\"dicom_base64\":\""] {
+                rest = Substring(text)
+                while let range = rest.range(of: field) {
+                    let b64 = rest[range.upperBound...].prefix { $0 != "\"" }
+                    // DICOM objects start with a zero preamble: take their sample past it.
+                    let sample = field.contains("dicom") && b64.count >= 240 ? b64.dropFirst(200).prefix(40) : b64.prefix(40)
+                    if sample.count >= 40 { secrets.append(String(sample)) }
+                    rest = rest[range.upperBound...]
+                }
             }
         }
         for secret in Set(secrets) {
