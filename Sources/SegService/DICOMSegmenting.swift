@@ -7,7 +7,7 @@ public import SegModel
 /// parsing, slice order, per-frame inference with `Preprocess`, the SEG's description and writing.
 public enum DICOMSegmenting {
     /// One frame of one instance (both 0-based).
-    public struct FrameRef: Sendable, Equatable {
+    public struct FrameRef: Sendable, Hashable {
         public var instance: Int
         public var frame: Int
         public init(instance: Int, frame: Int) {
