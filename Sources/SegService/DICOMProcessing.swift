@@ -46,7 +46,7 @@ extension RequestProcessor {
         var sourceServer: String?
         switch request.image {
         case .dicom(let bytes):
-            instances = [try Self.parseDICOM(bytes, limits: limits)]
+            instances = [try DICOMSegmenting.parse(bytes, limits: limits)]
         case .dicomweb(let reference):
             let client = try dicomClient(reference.server, field: "image.dicomweb.server")
             sourceServer = reference.server
@@ -64,7 +64,7 @@ extension RequestProcessor {
                                                 maxBytes: min(limits.maxInstanceBytes, remaining))
                 }
                 total += bytes.count
-                let instance = try Self.parseDICOM(bytes, limits: limits)
+                let instance = try DICOMSegmenting.parse(bytes, limits: limits)
                 guard instance.studyInstanceUID == reference.studyUID, instance.seriesInstanceUID == reference.seriesUID,
                       instance.sopInstanceUID == uid else {
                     throw ServiceError(.dicomInvalid, "an instance the server returned is not the one requested (study, series or SOP instance UID differs)")
@@ -74,58 +74,23 @@ extension RequestProcessor {
         case .png, .storePath:
             throw ServiceError(.internal, "processDICOM called for a PNG request")
         }
-        guard let first = instances.first else { throw ServiceError(.dicomNotFound, "the series has no instances") }
-        guard instances.allSatisfy({ $0.rows == first.rows && $0.columns == first.columns }) else {
-            throw ServiceError(.dicomUnsupported, "the instances differ in Rows/Columns (a mixed series); request instance_uids of one size")
-        }
-        if let frameOfReference = first.frameOfReferenceUID {
-            guard instances.allSatisfy({ $0.frameOfReferenceUID == frameOfReference }) else {
-                throw ServiceError(.dicomUnsupported, "the instances have different frames of reference (a mixed series)")
-            }
-        }
-        // Frames in slice order.
-        var frames: [(instance: Int, frame: Int)] = []
-        for (i, instance) in instances.enumerated() {
-            for f in 0..<instance.numberOfFrames { frames.append((i, f)) }
-        }
-        guard frames.count <= limits.maxFrames else {
-            throw ServiceError(.dicomTooLarge, "\(frames.count) frames, above the \(limits.maxFrames) of dicom.max_frames")
-        }
-        let order = SliceOrder.order(frames.map { ref in
-            let instance = instances[ref.instance]
-            return SliceOrder.Slice(position: instance.imagePositions[ref.frame], orientation: instance.imageOrientationPatient,
-                                    instanceNumber: instance.instanceNumber)
-        })
+        let frames = try DICOMSegmenting.sliceOrderedFrames(instances, limits: limits)
+        let first = instances[0]
         let fetched = ContinuousClock.now
 
         // Inference, slice by slice, with the same support subsets for every slice.
         let size = weights.model.configuration.inputSize
-        let window = set.manifest.window.map { DICOMWindow(center: $0.center, width: $0.width) }
-        var segFrames: [SegmentationFrame] = []
+        let masks = try DICOMSegmenting.segment(instances, frames: frames, window: set.manifest.window, support: set.tensors,
+                                                ensemble: ensemble, threshold: request.options.threshold,
+                                                session: session, size: size)
         var slices: [SegmentationResult.Slice] = []
         var foreground = 0, pixels = 0
-        var lastMask: [UInt8] = []
-        for index in order {
-            let (i, f) = frames[index]
-            let instance = instances[i]
-            var values: [Float]
-            do {
-                values = try instance.frame(f)
-            } catch {
-                throw Self.serviceError(error)
-            }
-            if let window { values = window.apply(values) }
-            let image = GrayImage(width: instance.columns, height: instance.rows, values: values)
-            let probabilities = try session.probabilities(query: Preprocess.image(image, size: size), support: set.tensors, options: ensemble)
-            let mask = Preprocess.mask(probabilities: probabilities, size: size, width: instance.columns,
-                                       height: instance.rows, threshold: request.options.threshold)
-            let count = mask.lazy.filter { $0 != 0 }.count
+        for mask in masks {
+            let count = mask.foreground
             foreground += count
-            pixels += mask.count
-            slices.append(.init(sopInstanceUID: instance.sopInstanceUID, frame: f + 1,
-                                foregroundFraction: Double(count) / Double(max(mask.count, 1))))
-            segFrames.append(SegmentationFrame(source: i, sourceFrame: f, mask: mask.map { $0 != 0 ? 1 : 0 }))
-            lastMask = mask
+            pixels += mask.mask.count
+            slices.append(.init(sopInstanceUID: instances[mask.ref.instance].sopInstanceUID, frame: mask.ref.frame + 1,
+                                foregroundFraction: Double(count) / Double(max(mask.mask.count, 1))))
         }
         let inferred = ContinuousClock.now
 
@@ -135,20 +100,10 @@ extension RequestProcessor {
         let identity = [request.requestID, first.studyInstanceUID, first.seriesInstanceUID, weights.sha256, set.sha256,
                         request.supportSetID, version, "\(request.options.seed)", "\(request.options.ensemble)",
                         "\(request.options.supportSize ?? 0)", "\(request.options.threshold)"].joined(separator: "\u{1}")
-        let description = SegmentationDescription(
-            segmentLabel: label, algorithmName: "UniverSeg",
-            algorithmVersion: Self.lo("\(weights.name) sha256:\(weights.sha256.prefix(16)) \(request.supportSetID)@\(version)"),
-            manufacturer: "universeg-worker", manufacturerModelName: Self.lo("UniverSeg \(weights.name)"),
-            softwareVersions: Self.lo(dicom.softwareVersion), deviceSerialNumber: Self.lo(workerName),
-            seriesDescription: Self.lo("UniverSeg \(label)"), seriesNumber: 9901,
-            seriesInstanceUID: DerivedUID.make(identity + "\u{1}series"),
-            sopInstanceUID: DerivedUID.make(identity + "\u{1}instance"))
-        let written: WrittenSegmentation
-        do {
-            written = try SegmentationWriter.write(sources: instances, frames: segFrames, description: description)
-        } catch {
-            throw Self.serviceError(error)
-        }
+        let description = DICOMSegmenting.description(
+            label: label, weights: weights, supportSetID: request.supportSetID, version: version,
+            softwareVersion: dicom.softwareVersion, deviceSerialNumber: workerName, identity: identity)
+        let written = try DICOMSegmenting.writeSEG(sources: instances, masks: masks, description: description)
         var seg = SegmentationResult.DICOMSeg(server: nil, studyUID: written.studyInstanceUID, seriesUID: written.seriesInstanceUID,
                                               sopInstanceUID: written.sopInstanceUID, frames: written.frames, retrieveURL: nil, base64: nil)
         let target = request.output.dicomwebServer ?? sourceServer
@@ -167,8 +122,8 @@ extension RequestProcessor {
             seg.base64 = Data(written.bytes).base64EncodedString()
         }
         var single: (png: [UInt8], width: Int, height: Int)?
-        if frames.count == 1 {
-            let png = try PNGCodec.encodeGray8(lastMask, width: first.columns, height: first.rows)
+        if let only = masks.first, masks.count == 1 {
+            let png = try PNGCodec.encodeGray8(only.mask, width: first.columns, height: first.rows)
             if png.count <= Self.maxMaskPNGBytes { single = (png, first.columns, first.rows) }
         }
         return DICOMOutcome(seg: seg, slices: slices, singleMask: single,
@@ -186,22 +141,6 @@ extension RequestProcessor {
         return client
     }
 
-    static func parseDICOM(_ bytes: [UInt8], limits: DICOMLimits) throws -> DICOMInstance {
-        do {
-            return try DICOMInstance.parse(bytes, limits: limits)
-        } catch {
-            throw serviceError(error)
-        }
-    }
-
-    static func serviceError(_ error: DICOMError) -> ServiceError {
-        switch error.kind {
-        case .invalid: ServiceError(.dicomInvalid, error.message)
-        case .unsupported: ServiceError(.dicomUnsupported, error.message)
-        case .tooLarge: ServiceError(.dicomTooLarge, error.message)
-        }
-    }
-
     /// Runs a DICOMweb call; a server that is down, slow or failing is a transient failure of
     /// `dicomweb:NAME`, everything else a permanent error of the request.
     static func web<T>(_ server: String, _ call: () throws -> T) throws -> T {
@@ -216,21 +155,5 @@ extension RequestProcessor {
             case .invalidResponse, .badRequest: throw ServiceError(.dicomInvalid, error.message)
             }
         }
-    }
-
-    /// A DICOM LO value: at most 64 characters, no backslash (the value separator) or control characters.
-    static func lo(_ text: String) -> String {
-        String(text.filter { $0 != "\\" && !$0.isNewline && $0.asciiValue.map { $0 >= 32 } ?? true }.prefix(64))
-    }
-}
-
-/// UIDs derived from a name (PS3.5 B.2: the 2.25 root followed by a 128-bit number), so that the
-/// same request always produces the same UIDs.
-enum DerivedUID {
-    static func make(_ name: String) -> String {
-        let digest = SHA256.digest(Array(name.utf8))
-        var value: UInt128 = 0
-        for byte in digest.prefix(16) { value = value << 8 | UInt128(byte) }
-        return "2.25.\(value)"
     }
 }

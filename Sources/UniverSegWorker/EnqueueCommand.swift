@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SegDICOMweb
 import SegIO
 import SegKafka
 import SegService
@@ -10,18 +11,30 @@ import Synchronization
 struct EnqueueCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "enqueue",
-        abstract: "Send segmentation requests for PNG images (files or directories) to Kafka.",
+        abstract: "Send segmentation requests for PNG images (files or directories) or a DICOM series to Kafka.",
         discussion: """
             Prints one line per request: REQUEST_ID<TAB>FILE. With --wait, reads the results topic \
             until every request has a result (or --timeout passes), writes each mask to \
             --out/<file name>, prints one line per result and exits 0 only if every request \
             succeeded. With --ground-truth DIR, DIR/<file name> is sent as ground truth and the \
             results carry the Dice score.
+
+            With --dicomweb-server NAME --study UID --series UID (and no FILE), sends one request \
+            for that series on the DICOMweb server the worker knows as NAME (its dicomweb.servers); \
+            the worker segments every slice and stores one SEG there. With --wait it prints \
+            REQUEST_ID<TAB>ok<TAB>study=UID<TAB>series=UID<TAB>sop_instance=UID<TAB>frames=N\
+            <TAB>server=NAME<TAB>retrieve_url=URL (a SEG returned inline instead of stored is \
+            written to --out/REQUEST_ID.seg.dcm), or REQUEST_ID<TAB>error<TAB>CODE<TAB>REASON.
             """)
 
     @Option(name: .customLong("support-set"), help: "Support set ID or ID@VERSION (default version: the store's LATEST).")
     var supportSet: String
-    @Argument(help: "PNG files or directories of PNG files.") var inputs: [String]
+    @Argument(help: "PNG files or directories of PNG files.") var inputs: [String] = []
+    @Option(name: .customLong("dicomweb-server"), help: ArgumentHelp(
+        "Segment a DICOM series instead: the DICOMweb server's name as the worker knows it.", valueName: "NAME"))
+    var dicomwebServer: String?
+    @Option(help: ArgumentHelp("StudyInstanceUID of the series (with --dicomweb-server).", valueName: "UID")) var study: String?
+    @Option(help: ArgumentHelp("SeriesInstanceUID of the series (with --dicomweb-server).", valueName: "UID")) var series: String?
     @Option(help: "Kafka bootstrap servers.") var brokers = "127.0.0.1:9092"
     @Option(name: .customLong("requests-topic")) var requestsTopic = "universeg.requests"
     @Option(name: .customLong("results-topic")) var resultsTopic = "universeg.results"
@@ -46,6 +59,18 @@ struct EnqueueCommand: ParsableCommand {
             throw ValidationError("--id-prefix must be 1-64 characters of [A-Za-z0-9._:-]")
         }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+        if let dicomwebServer {
+            guard SegmentationRequest.isValidName(dicomwebServer) else {
+                throw ValidationError("--dicomweb-server must be a server name of 1-128 characters of [A-Za-z0-9._-] (the worker's dicomweb.servers), not a URL")
+            }
+            guard let study, DICOMUID.isValid(study) else { throw ValidationError("--study must be a valid DICOM UID (digits and dots, at most 64 characters)") }
+            guard let series, DICOMUID.isValid(series) else { throw ValidationError("--series must be a valid DICOM UID (digits and dots, at most 64 characters)") }
+            guard inputs.isEmpty else { throw ValidationError("give either FILEs or --dicomweb-server/--study/--series, not both") }
+            guard groundTruth == nil else { throw ValidationError("--ground-truth applies to PNG files only") }
+        } else {
+            guard study == nil, series == nil else { throw ValidationError("--study and --series need --dicomweb-server") }
+            guard !inputs.isEmpty else { throw ValidationError("give PNG files or directories, or --dicomweb-server NAME --study UID --series UID") }
+        }
     }
 
     struct Item {
@@ -54,7 +79,7 @@ struct EnqueueCommand: ParsableCommand {
     }
 
     func run() throws {
-        let files = try Self.pngFiles(inputs)
+        let files = dicomwebServer == nil ? try Self.pngFiles(inputs) : ["dicomweb:" + (dicomwebServer ?? "")]
         guard !files.isEmpty else { throw ValidationError("no PNG files in \(inputs.joined(separator: " "))") }
         var properties: [String: String] = [:]
         for p in kafkaProperties {
@@ -75,10 +100,16 @@ struct EnqueueCommand: ParsableCommand {
             let stem = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
             let safeStem = String(stem.map { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) ? $0 : "_" }.prefix(48))
             let requestID = "\(idPrefix)-\(session)-\(index)-\(safeStem)"
+            let image: [String: Any]
+            if let dicomwebServer, let study, let series {
+                image = ["dicomweb": ["server": dicomwebServer, "study_uid": study, "series_uid": series]]
+            } else {
+                image = ["png_base64": Data(try FileIO.read(file, maxBytes: 32 << 20)).base64EncodedString()]
+            }
             var request: [String: Any] = [
                 "request_id": requestID,
                 "support_set": parts.count == 2 ? ["id": parts[0], "version": parts[1]] : ["id": parts[0]],
-                "image": ["png_base64": Data(try FileIO.read(file, maxBytes: 32 << 20)).base64EncodedString()],
+                "image": image,
             ]
             var options: [String: Any] = [:]
             if let supportSize { options["support_size"] = supportSize }
@@ -127,7 +158,17 @@ struct EnqueueCommand: ParsableCommand {
                   let result = try? decoder.decode(SegmentationResult.self, from: Data(value)) else { continue }
             pending[key] = nil
             let name = URL(fileURLWithPath: item.file).lastPathComponent
-            if result.status == "ok", let mask = result.mask, let png = Data(base64Encoded: mask.pngBase64) {
+            if result.status == "ok", let seg = result.dicomSeg {
+                ok += 1
+                var fields = [key, "ok", "study=\(seg.studyUID)", "series=\(seg.seriesUID)", "sop_instance=\(seg.sopInstanceUID)",
+                              "frames=\(seg.frames)", "server=\(seg.server ?? "-")", "retrieve_url=\(seg.retrieveURL ?? "-")"]
+                if let base64 = seg.base64, let bytes = Data(base64Encoded: base64) {
+                    let path = URL(fileURLWithPath: out).appendingPathComponent("\(key).seg.dcm").path
+                    try bytes.write(to: URL(fileURLWithPath: path))
+                    fields.append("file=\(path)")
+                }
+                print(fields.joined(separator: "\t"))
+            } else if result.status == "ok", let mask = result.mask, let png = Data(base64Encoded: mask.pngBase64) {
                 let path = URL(fileURLWithPath: out).appendingPathComponent(name).path
                 try png.write(to: URL(fileURLWithPath: path))
                 ok += 1

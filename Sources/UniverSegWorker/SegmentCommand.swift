@@ -1,19 +1,27 @@
 import ArgumentParser
 import Foundation
+import SegDICOM
 import SegEvaluation
 import SegIO
 import SegKernels
 import SegModel
 import SegPlatform
+import SegService
 
 struct SegmentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "segment",
-        abstract: "Segment PNG images with a support set directory.",
+        abstract: "Segment PNG images or DICOM objects with a support set directory.",
         discussion: """
             Writes OUT/<stem>.mask.png (0/255, at each image's original size) and, with --logits, \
             OUT/<stem>.logits.npy (float32, model resolution: raw logits for one pass, the mean \
-            probability map when ensembling). Every input is validated before anything is written.
+            probability map when ensembling). An input that is a DICOM Part-10 file ("DICM" at \
+            offset 128, whatever its name) is decoded as `serve` decodes DICOM: every frame, in \
+            slice order, through the support set's window when it has one. A single-frame object \
+            gets OUT/<stem>.mask.png, a multi-frame one OUT/<stem>.fNNNN.mask.png per frame \
+            (NNNN: the frame number in the object, from 0001); both also get OUT/<stem>.seg.dcm, \
+            a BINARY DICOM Segmentation over the object. Every input is validated before anything \
+            is written.
             """)
 
     @Option(help: "Weights file (safetensors). Default: the shipped weights.")
@@ -46,7 +54,7 @@ struct SegmentCommand: ParsableCommand {
     @Option(name: .customLong("ground-truth"), help: "Directory of ground-truth masks named like the images (nonzero = foreground): prints the Dice score of each mask.")
     var groundTruth: String?
 
-    @Argument(help: "PNG images to segment.")
+    @Argument(help: "PNG images or DICOM files to segment.")
     var images: [String]
 
     func validate() throws {
@@ -68,7 +76,16 @@ struct SegmentCommand: ParsableCommand {
 
     static func stem(of path: String) -> String {
         let name = URL(fileURLWithPath: path).lastPathComponent
-        return name.lowercased().hasSuffix(".png") ? String(name.dropLast(4)) : name
+        for suffix in [".png", ".dcm", ".dicom"] where name.count > suffix.count && name.lowercased().hasSuffix(suffix) {
+            return String(name.dropLast(suffix.count))
+        }
+        return name
+    }
+
+    /// A decoded input: a PNG image, or a DICOM object with its frames' images in slice order.
+    enum Input {
+        case png(GrayImage)
+        case dicom(bytes: [UInt8], instance: DICOMInstance, frames: [(frame: Int, image: GrayImage)])
     }
 
     func run() throws {
@@ -79,20 +96,27 @@ struct SegmentCommand: ParsableCommand {
         let supportSet = try SupportSetDirectory.load(directory: support, size: size)
         let options = EnsembleOptions(supportSize: supportSize, ensembleCount: ensemble, seed: seed)
         let subsets = try options.subsets(poolSize: supportSet.tensors.count)
-        var decoded: [(path: String, image: GrayImage)] = []
+        var decoded: [(path: String, input: Input)] = []
         for path in images {
             let bytes = try FileIO.read(path, maxBytes: 256 << 20)
             do {
-                decoded.append((path, try PNGCodec.decode(bytes)))
+                if DICOMSegmenting.isPart10(bytes) {
+                    decoded.append((path, try Self.decodeDICOM(bytes, window: supportSet.manifest.window)))
+                } else {
+                    decoded.append((path, .png(try PNGCodec.decode(bytes))))
+                }
             } catch let error as IOError {
                 throw IOError(error.code, "\(path): \(error.message)")
+            } catch let error as ServiceError {
+                throw CLIError("\(path): \(error.reason)")
             }
         }
         try createDirectory(out)
 
         let session = InferenceSession(model: weightsFile.model)
         var scores: [Double] = []
-        for (path, image) in decoded {
+        /// Segments one image and writes its mask (and logits); returns the 0/255 mask.
+        func segmentImage(_ image: GrayImage, name: String) throws -> [UInt8] {
             let query = Preprocess.image(image, size: size)
             let probabilities: [Float]
             var rawLogits: [Float]? = nil
@@ -105,23 +129,75 @@ struct SegmentCommand: ParsableCommand {
             }
             let mask = Preprocess.mask(probabilities: probabilities, size: size, width: image.width,
                                        height: image.height, threshold: threshold)
-            let stem = Self.stem(of: path)
             try FileIO.writeAtomically(try PNGCodec.encodeGray8(mask, width: image.width, height: image.height),
-                                       to: "\(out)/\(stem).mask.png")
+                                       to: "\(out)/\(name).mask.png")
             if logits {
                 try FileIO.writeAtomically(NPY.encodeFloat32(rawLogits ?? probabilities, shape: [size, size]),
-                                           to: "\(out)/\(stem).logits.npy")
+                                           to: "\(out)/\(name).logits.npy")
             }
             let foreground = Double(mask.filter { $0 != 0 }.count) / Double(mask.count)
-            var line = "\(stem): \(image.width)x\(image.height), foreground \(String(format: "%.1f", 100 * foreground))%"
-            if let dice = try diceAgainstTruth(stem: stem, mask: mask, width: image.width, height: image.height) {
+            var line = "\(name): \(image.width)x\(image.height), foreground \(String(format: "%.1f", 100 * foreground))%"
+            if let dice = try diceAgainstTruth(stem: name, mask: mask, width: image.width, height: image.height) {
                 scores.append(dice)
                 line += String(format: ", Dice %.1f", 100 * dice)
             }
-            print(line + " -> \(out)/\(stem).mask.png")
+            print(line + " -> \(out)/\(name).mask.png")
+            return mask
+        }
+
+        for (path, input) in decoded {
+            let stem = Self.stem(of: path)
+            switch input {
+            case .png(let image):
+                _ = try segmentImage(image, name: stem)
+            case .dicom(let bytes, let instance, let frames):
+                var masks: [DICOMSegmenting.FrameMask] = []
+                for (frame, image) in frames {
+                    let name = instance.numberOfFrames == 1 ? stem : stem + String(format: ".f%04d", frame + 1)
+                    let mask = try segmentImage(image, name: name)
+                    masks.append(.init(ref: .init(instance: 0, frame: frame), width: image.width, height: image.height, mask: mask))
+                }
+                try writeSEG(bytes: bytes, instance: instance, masks: masks, supportSet: supportSet, weights: weightsFile,
+                             to: "\(out)/\(stem).seg.dcm")
+            }
         }
         if !scores.isEmpty {
             print(String(format: "mean Dice over %d images: %.1f", scores.count, 100 * scores.reduce(0, +) / Double(scores.count)))
+        }
+    }
+
+    /// Parses a DICOM object as `serve` does and decodes its frames in slice order (through the
+    /// support set's window when it has one), so that nothing is written for a broken object.
+    static func decodeDICOM(_ bytes: [UInt8], window: SupportManifest.Window?) throws -> Input {
+        let limits = DICOMLimits()
+        let instance = try DICOMSegmenting.parse(bytes, limits: limits)
+        let frames = try DICOMSegmenting.sliceOrderedFrames([instance], limits: limits).map { ref in
+            (frame: ref.frame, image: try DICOMSegmenting.image(instance, frame: ref.frame, window: window))
+        }
+        return .dicom(bytes: bytes, instance: instance, frames: frames)
+    }
+
+    /// The BINARY SEG over one object, described as `serve` describes its SEGs. Its UIDs are
+    /// derived from the object's bytes, the weights, the support set and the options, so the same
+    /// run gives the same SEG.
+    private func writeSEG(bytes: [UInt8], instance: DICOMInstance, masks: [DICOMSegmenting.FrameMask],
+                          supportSet: LoadedSupportSet, weights: WeightsFile, to path: String) throws {
+        let name = supportSet.manifest.name.flatMap { SegmentationRequest.isValidName($0) ? $0 : nil }
+            ?? URL(fileURLWithPath: support).standardizedFileURL.lastPathComponent
+        let version = supportSet.manifest.version ?? "local"
+        let label = supportSet.manifest.label ?? name
+        let identity = [SHA256.hex(bytes), weights.sha256, supportSet.sha256, name, version, "\(seed)", "\(ensemble)",
+                        "\(supportSize ?? 0)", "\(threshold)"].joined(separator: "\u{1}")
+        let description = DICOMSegmenting.description(
+            label: label, weights: weights, supportSetID: name, version: version,
+            softwareVersion: "universeg-worker \(WorkerVersion.string)", deviceSerialNumber: ProcessInfo.processInfo.hostName,
+            identity: identity)
+        do {
+            let written = try DICOMSegmenting.writeSEG(sources: [instance], masks: masks, description: description)
+            try FileIO.writeAtomically(written.bytes, to: path)
+            print("SEG of \(written.frames) frames -> \(path)")
+        } catch let error as ServiceError {
+            throw CLIError("\(path): \(error.reason)")
         }
     }
 

@@ -9,10 +9,10 @@ struct UniverSegWorkerCommand: ParsableCommand {
         abstract: "Few-shot medical image segmentation (UniverSeg) on the CPU.",
         discussion: """
             A segmentation task is defined by a support set: a few example images with their \
-            label masks. `serve` is the Kafka worker; `enqueue` sends requests and `replay` reprocesses a time range; `segment` runs the network on local files; `eval` measures Dice on a labelled dataset; `bench` measures speed.
+            label masks. `serve` is the Kafka worker; `enqueue` sends requests and `replay` reprocesses a time range; `segment` runs the network on local files (PNG or DICOM); `support import` builds a support set from a DICOM series and its SEG; `eval` measures Dice on a labelled dataset; `bench` measures speed.
             """,
         version: WorkerVersion.string,
-        subcommands: [ServeCommand.self, EnqueueCommand.self, ReplayCommand.self, SegmentCommand.self, EvalCommand.self, BenchCommand.self, SampleCommand.self, VersionCommand.self]
+        subcommands: [ServeCommand.self, EnqueueCommand.self, ReplayCommand.self, SegmentCommand.self, SupportCommand.self, EvalCommand.self, BenchCommand.self, SampleCommand.self, VersionCommand.self]
     )
 
     /// Refuses to start on a CPU without the instructions the kernels were compiled for,
