@@ -45,8 +45,10 @@ struct SupportImportCommand: ParsableCommand {
     @Option(help: "Label of the support set (default: the segment's label).") var label: String?
     @Option(help: "Seconds for each DICOMweb exchange.") var timeout: Double = 30
 
-    /// Frames of the image series and instances of the SEG series this command reads at most.
+    /// Instances of the SEG series this command reads at most.
     static let maxSEGInstances = 64
+    /// Bytes of one series' instances together that this command reads at most.
+    static let maxSeriesBytes = 1 << 30
 
     func validate() throws {
         guard parsedServer() != nil else {
@@ -198,14 +200,21 @@ struct SupportImportCommand: ParsableCommand {
         }
     }
 
-    /// Every instance of `series` (Part-10 bytes), at most `limit`.
+    /// Every instance of `series` (Part-10 bytes): at most `limit` instances and `maxSeriesBytes` together.
     private func fetch(_ client: DICOMwebClient, series: String, limit: Int, limits: DICOMLimits) throws -> [[UInt8]] {
         do {
-            let uids = try client.instanceUIDs(study: study, series: series, limit: limit)
-            return try uids.map { uid throws(DICOMwebError) in
-                try client.retrieveInstance(study: study, series: series, instance: uid, maxBytes: limits.maxInstanceBytes)
+            var total = 0
+            var instances: [[UInt8]] = []
+            for uid in try client.instanceUIDs(study: study, series: series, limit: limit) {
+                let remaining = Self.maxSeriesBytes - total
+                guard remaining > 0 else { throw CLIError("a series is above \(Self.maxSeriesBytes) bytes") }
+                let bytes = try client.retrieveInstance(study: study, series: series, instance: uid,
+                                                        maxBytes: min(limits.maxInstanceBytes, remaining))
+                total += bytes.count
+                instances.append(bytes)
             }
-        } catch {
+            return instances
+        } catch let error as DICOMwebError {
             throw CLIError(error.message)
         }
     }

@@ -135,8 +135,30 @@ struct SegmentDICOMTests {
         #expect(!r.stdout.contains("Phantom") && !r.stderr.contains("Phantom"), "no patient data in the output")
     }
 
-    /// A file with the DICM magic but no valid dataset, and a support set window that is applied:
-    /// the broken file stops the run with one message before anything is written.
+    /// A multi-frame Enhanced CT object (Scripts/make_dicom_fixtures.py): one mask (and logits) per
+    /// frame named by its frame number, and one SEG of 3 frames that dciodvfy accepts.
+    @Test func multiFrameObjectGivesAMaskPerFrameAndOneSEG() throws {
+        let s = try Scratch()
+        try makeInputs(s)
+        let made = try CLIDICOM.run("/usr/bin/env", ["python3", CLIDICOM.repository.path + "/Scripts/make_dicom_fixtures.py", s.path + "/fixtures"])
+        try #require(made.status == 0, "make_dicom_fixtures.py: \(made.stderr.suffix(2000))")
+        let r = try Worker.run(["segment", "--weights", s.path + "/w.safetensors", "--support", s.path + "/support",
+                                "--out", s.path + "/out", "--logits", s.path + "/fixtures/multiframe.dcm"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(s.files(in: "out") == ["multiframe.f0001.logits.npy", "multiframe.f0001.mask.png", "multiframe.f0002.logits.npy",
+                                       "multiframe.f0002.mask.png", "multiframe.f0003.logits.npy", "multiframe.f0003.mask.png",
+                                       "multiframe.seg.dcm"])
+        let mask = try PNGCodec.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: s.path + "/out/multiframe.f0002.mask.png"))))
+        #expect(mask.width == 48 && mask.height == 32)
+        let verify = try CLIDICOM.run("/usr/bin/dciodvfy", [s.path + "/out/multiframe.seg.dcm"])
+        #expect(verify.status == 0, "dciodvfy: \(verify.stderr.suffix(3000))")
+        #expect(!verify.stderr.contains("Error"), "dciodvfy: \(verify.stderr.suffix(3000))")
+        #expect(r.stdout.contains("SEG of 3 frames"), "\(r.stdout)")
+    }
+
+    /// A file with the DICM magic but no valid dataset stops the run with one message before
+    /// anything is written; with a support set that has a window, a valid object still segments
+    /// (this does not check the windowed values).
     @Test func brokenDICOMFailsBeforeWritingAnything() throws {
         let s = try Scratch()
         try makeInputs(s)
@@ -150,7 +172,7 @@ struct SegmentDICOMTests {
         #expect(!r.stderr.contains("Fatal error"), "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: s.path + "/out"))
 
-        // The window applies to DICOM inputs: the same object segments, with a SEG.
+        // A support set with a window: a valid object segments, with a SEG.
         let series = try CLIDICOM.makeSeries(s)
         let ok = try Worker.run(["segment", "--weights", s.path + "/w.safetensors", "--support", s.path + "/disks",
                                  "--out", s.path + "/out2", series.paths[0]])
