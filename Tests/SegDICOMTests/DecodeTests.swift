@@ -216,8 +216,8 @@ struct DecodeTests {
             best = min(best, Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)
             #expect(values == expected)
         }
+        // A figure for the log, not an assertion: no test depends on the machine's speed.
         print("decode 512x512 CT (parse + frame): best of 5 \(String(format: "%.2f", best)) ms")
-        #expect(best < 1000)
     }
 }
 

@@ -253,7 +253,8 @@ struct OrthancDICOMwebTests {
         orthanc.resume()
         #expect(errors.map { $0?.kind } == [.unavailable, .unavailable])
         #expect(errors.allSatisfy { $0?.message.contains("no complete response within 0.5 s") == true }, "\(errors)")
-        #expect(elapsed < .seconds(3), "two 0.5 s time-outs took \(elapsed)")
+        // Only a guard against hanging (no answer at all would block for ever); not a speed test.
+        #expect(elapsed < .seconds(30), "two 0.5 s time-outs took \(elapsed)")
         // The same client works again once Orthanc has caught up. Its 0.5 s deadline can still be
         // missed right after SIGCONT on a busy machine, so the check retries for up to 30 s: the
         // assertion is about recovery, not speed.
