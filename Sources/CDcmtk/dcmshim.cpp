@@ -757,6 +757,23 @@ int32_t writeSegmentation(const dcmshim_buffer *sources, size_t sourceCount, con
     DcmFileFormat file;
     CHECK(seg->writeDataset(*file.getDataset()), "writing the segmentation");
     markSpatialLocationsPreserved(file.getDataset());
+    {
+        // Type 2C elements that dcmiod leaves out when the source's value is empty or absent, but
+        // that a SEG without plane geometry needs, empty if unknown (as dciodvfy checks them):
+        // PatientOrientation (General Image) and Laterality (General Series, from the source).
+        // With plane positions dciodvfy refuses an empty Laterality, so it is only added here.
+        DcmDataset *out = file.getDataset();
+        if (!geometry->use_positions && !out->tagExists(DCM_PatientOrientation)) {
+            OFString orientation;
+            getString(first, DCM_PatientOrientation, orientation);
+            CHECK(out->putAndInsertString(DCM_PatientOrientation, orientation.c_str()), "setting PatientOrientation");
+        }
+        if (!geometry->use_positions && !out->tagExists(DCM_Laterality)) {
+            OFString laterality;
+            getString(first, DCM_Laterality, laterality);
+            CHECK(out->putAndInsertString(DCM_Laterality, laterality.c_str()), "setting Laterality");
+        }
+    }
     // A caller-chosen SOP Instance UID (derived from the request, so that a redelivered request
     // stores the same instance again); the file meta information is made from the dataset.
     if (d->sop_instance_uid && *d->sop_instance_uid)
