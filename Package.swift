@@ -143,7 +143,7 @@ let package = Package(
             name: "SegEvaluationTests", dependencies: ["SegEvaluation", "SegIO", "SegModel"],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "SegDaemonTests", dependencies: ["SegDaemon", "SegOperations"], swiftSettings: swiftSettings),
+        .testTarget(name: "SegDaemonTests", dependencies: ["SegDaemon", "SegOperations", "SegService", "SegKafka"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SegOperationsTests",
             dependencies: ["SegOperations", "SegTesting", .product(name: "Logging", package: "swift-log")],

@@ -233,12 +233,14 @@ public final class SegmentationWorker: @unchecked Sendable {
         let key = OffsetTracker.Key(topic: message.topic, partition: message.partition)
         if case .replay(let plan) = mode {
             guard state.withLock({ $0.replayOpen.contains(message.topicPartition) }) else { return }
-            let time = message.timestamp?.millisecondsSinceEpoch
-            if let time, time > plan.toMilliseconds {
+            switch ReplayFilter(fromMilliseconds: plan.fromMilliseconds, toMilliseconds: plan.toMilliseconds)
+                .decide(timestampMilliseconds: message.timestamp?.millisecondsSinceEpoch) {
+            case .endOfRange:
                 closeReplayRange(message.topicPartition, reason: "records newer than the end of the range")
                 return
-            }
-            if let time, time < plan.fromMilliseconds {
+            case .process:
+                break
+            case .skip:
                 // Outside the time range: nothing to do, but the offset still moves on.
                 let offset = state.withLock { s -> Int64? in
                     s.replay.skippedOutsideTimeRange += 1
@@ -381,45 +383,27 @@ public final class SegmentationWorker: @unchecked Sendable {
     /// record); stores the offset once all are acknowledged by the broker.
     private func publish(_ outcome: RequestProcessor.Outcome, for job: Job) {
         let m = job.payload
-        var records: [(topic: String, key: [UInt8]?, value: [UInt8]?, headers: [(String, [UInt8])])] = []
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
+        let records = OutgoingRecords.make(
+            outcome, for: m,
+            topics: .init(results: configuration.resultsTopic, deadLetters: configuration.dlqTopic, metrics: configuration.metricsTopic),
+            maxRecordBytes: RecordBounds.maxRecordBytes(configuration.kafkaProperties), worker: processor.workerName,
+            replay: isReplay, timeMs: Int64(Date().timeIntervalSince1970 * 1000))
         var failedCode: ServiceError.Code?
         var meta: Logger.Metadata = ["kafka_topic": "\(m.topic)", "kafka_partition": "\(m.partition)", "kafka_offset": "\(m.offset)"]
         switch outcome {
         case .ok(let id, let result):
-            if let json = try? encoder.encode(result) {
-                records.append((configuration.resultsTopic, Array(id.utf8), [UInt8](json), RecordBounds.resultHeaders(m.headers)))
-            }
             meta["request_id"] = "\(id)"
             if let set = result.supportSet { meta["support_set"] = "\(set.id)@\(set.version)" }
             meta["duration_ms"] = "\(Int(result.timingsMs?.total ?? 0))"
             logger.info("request ok", metadata: meta)
         case .unavailable:
             return  // nothing to publish: the request is retried
-        case .failed(let id, let result, let error):
+        case .failed(let id, _, let error):
             failedCode = error.code
-            if let id, let result, let json = try? encoder.encode(result) {
-                records.append((configuration.resultsTopic, Array(id.utf8), [UInt8](json), RecordBounds.resultHeaders(m.headers)))
-            }
-            let extra: [(String, [UInt8])] = [
-                ("universeg.error.code", Array(error.code.rawValue.utf8)),
-                ("universeg.error.reason", Array(error.reason.utf8)),
-                ("universeg.source.topic", Array(m.topic.utf8)),
-                ("universeg.source.partition", Array(String(m.partition).utf8)),
-                ("universeg.source.offset", Array(String(m.offset).utf8)),
-            ]
-            let dead = RecordBounds.deadLetter(key: m.key, value: m.value, headers: m.headers, extra: extra,
-                                               maxRecordBytes: RecordBounds.maxRecordBytes(configuration.kafkaProperties))
-            records.append((configuration.dlqTopic, dead.key, dead.value, dead.headers))
             if let id { meta["request_id"] = "\(id)" }
             meta["error_code"] = "\(error.code.rawValue)"
             // The reason is not logged: it may quote field names from the request.
             logger.warning("request failed", metadata: meta)
-        }
-        if let record = Self.metricsRecord(outcome, worker: processor.workerName, replay: isReplay),
-           let json = try? JSONSerialization.data(withJSONObject: record, options: [.sortedKeys]) {
-            records.append((configuration.metricsTopic, outcome.requestID.map { Array($0.utf8) }, [UInt8](json), []))
         }
         let remaining = Atomic<Int>(records.count)
         let deliveryFailed = Atomic<Bool>(false)
@@ -464,39 +448,6 @@ public final class SegmentationWorker: @unchecked Sendable {
     var isReplay: Bool {
         if case .replay = mode { return true }
         return false
-    }
-
-    /// The per-request record on the metrics topic (schema universeg.metrics.v1, type "request"):
-    /// outcome, error code, Dice when ground truth was given, stage timings, support set, source.
-    static func metricsRecord(_ outcome: RequestProcessor.Outcome, worker: String, replay: Bool) -> [String: Any]? {
-        var record: [String: Any] = [
-            "schema": "universeg.metrics.v1", "type": "request", "worker": worker, "replay": replay,
-            "time_ms": Int64(Date().timeIntervalSince1970 * 1000),
-        ]
-        switch outcome {
-        case .ok(let id, let result):
-            record["request_id"] = id
-            record["status"] = "ok"
-            if let dice = result.dice { record["dice"] = dice }
-            record["foreground_fraction"] = result.foregroundFraction
-            if let t = result.timingsMs {
-                record["timings_ms"] = ["queue": t.queue, "fetch": t.fetch, "inference": t.inference, "total": t.total]
-            }
-            if let set = result.supportSet {
-                record["support_set"] = ["id": set.id, "version": set.version, "size_used": set.sizeUsed]
-            }
-            record["source"] = ["topic": result.source.topic, "partition": result.source.partition, "offset": result.source.offset]
-        case .unavailable:
-            return nil
-        case .failed(let id, let result, let error):
-            if let id { record["request_id"] = id }
-            record["status"] = "error"
-            record["error_code"] = error.code.rawValue
-            if let source = result?.source {
-                record["source"] = ["topic": source.topic, "partition": source.partition, "offset": source.offset]
-            }
-        }
-        return record
     }
 
     /// The periodic snapshot of every metric on the metrics topic (type "snapshot"); best effort.
