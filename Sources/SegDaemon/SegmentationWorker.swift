@@ -121,6 +121,7 @@ public final class SegmentationWorker: @unchecked Sendable {
     public let metrics: WorkerMetrics
     public let mode: Mode
     let backPressure: BackPressure
+    let delivery = DeliveryPolicy()
     /// The poll loop goes round at least every 100 ms; this long without a round is a stall.
     static let pollStallLimit: Duration = .seconds(15)
 
@@ -430,7 +431,7 @@ public final class SegmentationWorker: @unchecked Sendable {
             }
         }
         for r in records {
-            sendWithRetry(topic: r.topic, key: r.key, value: r.value, headers: r.headers, attempts: 5) { ok in
+            sendWithRetry(r) { ok in
                 if !ok { deliveryFailed.store(true, ordering: .relaxed) }
                 if remaining.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
                     if deliveryFailed.load(ordering: .relaxed) {
@@ -482,36 +483,35 @@ public final class SegmentationWorker: @unchecked Sendable {
         return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 
-    /// Sends one record; on failure retries what librdkafka marks retriable (or a full local
-    /// queue), up to `attempts` times with backoff. A fatal producer error, or a failure that
-    /// cannot be retried, reports `false`: the caller stops the worker with nothing stored.
-    private func sendWithRetry(topic: String, key: [UInt8]?, value: [UInt8]?, headers: [(String, [UInt8])], attempts: Int,
-                               done: @escaping @Sendable (Bool) -> Void) {
-        let retry: @Sendable (KafkaError, Double) -> Void = { [self] error, seconds in
-            if error.isFatal {
-                logger.critical("fatal producer error", metadata: ["kafka_topic": "\(topic)", "error": "\(error)"])
+    /// Sends one record, retrying as `DeliveryPolicy` decides; `done(false)` when it could not be
+    /// delivered (the caller stops the worker with nothing stored).
+    private func sendWithRetry(_ record: OutgoingRecord, attempt: Int = 1, done: @escaping @Sendable (Bool) -> Void) {
+        let handle: @Sendable (KafkaError) -> Void = { [self] error in
+            switch delivery.decide(error, attempt: attempt) {
+            case .fatal:
+                logger.critical("fatal producer error", metadata: ["kafka_topic": "\(record.topic)", "error": "\(error)"])
                 done(false)
-            } else if (error.isRetriable || error.code == .queueFull) && attempts > 1 {
-                logger.warning("delivery failed; retrying", metadata: ["kafka_topic": "\(topic)", "error": "\(error)"])
-                DispatchQueue.global().asyncAfter(deadline: .now() + seconds) {
-                    self.sendWithRetry(topic: topic, key: key, value: value, headers: headers, attempts: attempts - 1, done: done)
+            case .retry(let pause):
+                logger.warning("delivery failed; retrying", metadata: ["kafka_topic": "\(record.topic)", "error": "\(error)"])
+                DispatchQueue.global().asyncAfter(deadline: .now() + RetryPolicy.seconds(pause)) {
+                    self.sendWithRetry(record, attempt: attempt + 1, done: done)
                 }
-            } else {
-                logger.error("delivery failed", metadata: ["kafka_topic": "\(topic)", "error": "\(error)"])
+            case .fail:
+                logger.error("delivery failed", metadata: ["kafka_topic": "\(record.topic)", "error": "\(error)"])
                 done(false)
             }
         }
         do {
-            try producer.send(topic: topic, key: key, value: value, headers: headers) { result in
+            try producer.send(topic: record.topic, key: record.key, value: record.value, headers: record.headers) { result in
                 switch result {
                 case .success: done(true)
-                case .failure(let error): retry(error, 0.5)
+                case .failure(let error): handle(error)
                 }
             }
         } catch let error as KafkaError {
-            retry(error, 0.2)
+            handle(error)
         } catch {
-            logger.error("enqueue for delivery failed", metadata: ["kafka_topic": "\(topic)", "error": "\(error)"])
+            logger.error("enqueue for delivery failed", metadata: ["kafka_topic": "\(record.topic)", "error": "\(error)"])
             done(false)
         }
     }

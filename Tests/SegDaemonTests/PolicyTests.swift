@@ -1,4 +1,5 @@
 import SegDaemon
+import SegKafka
 import Testing
 
 @Suite struct RetryPolicyTests {
@@ -96,5 +97,20 @@ import Testing
 
     @Test func nothingToPauseWithoutPartitions() {
         #expect(policy.decide(load: 100, paused: false, waitingOnDependency: true, hasPartitions: false) == .none)
+    }
+}
+
+@Suite struct DeliveryPolicyTests {
+    let policy = DeliveryPolicy(attempts: 3, pause: .milliseconds(500))
+
+    @Test func retriableErrorsAreRetriedUpToTheAttemptsFatalOnesStop() {
+        let timedOut = KafkaError(.messageTimedOut, "x", isRetriable: true)
+        #expect(policy.decide(timedOut, attempt: 1) == .retry(after: .milliseconds(500)))
+        #expect(policy.decide(timedOut, attempt: 2) == .retry(after: .milliseconds(500)))
+        #expect(policy.decide(timedOut, attempt: 3) == .fail)
+        #expect(policy.decide(KafkaError(.queueFull, "x", isRetriable: false), attempt: 1) == .retry(after: .milliseconds(500)))
+        #expect(policy.decide(KafkaError(.fatal, "x", isFatal: true, isRetriable: true), attempt: 1) == .fatal)
+        // MSG_SIZE_TOO_LARGE and the like: not retriable, no point in sending again.
+        #expect(policy.decide(KafkaError(.invalidArgument, "x", isRetriable: false), attempt: 1) == .fail)
     }
 }
