@@ -62,6 +62,21 @@ int32_t fail(dcmshim_error *error, int32_t code, const char *format, ...) {
     return code;
 }
 
+/// Runs `body` and turns every C++ exception into an error code, so that nothing thrown crosses the
+/// C API: out of memory is DCMSHIM_TOO_LARGE ("out of memory while <what>"), anything else
+/// DCMSHIM_INVALID ("<failed> failed[: reason]").
+template <typename Body> int32_t guarded(dcmshim_error *error, const char *what, const char *failed, Body body) {
+    try {
+        return body();
+    } catch (const std::bad_alloc &) {
+        return fail(error, DCMSHIM_TOO_LARGE, "out of memory while %s", what);
+    } catch (const std::exception &e) {
+        return fail(error, DCMSHIM_INVALID, "%s failed: %s", failed, e.what());
+    } catch (...) {
+        return fail(error, DCMSHIM_INVALID, "%s failed", failed);
+    }
+}
+
 void copyString(char *dst, size_t cap, const OFString &src) {
     size_t n = std::min(cap - 1, (size_t)src.length());
     memcpy(dst, src.c_str(), n);
@@ -400,20 +415,14 @@ struct SampleDecoder {
 extern "C" int32_t dcmshim_image_open(const uint8_t *bytes, size_t length, const dcmshim_limits *limits,
                                       dcmshim_image **out, dcmshim_error *error) {
     if (out) *out = nullptr;
-    try {
+    return guarded(error, "parsing", "parse", [&]() -> int32_t {
         initialize();
         std::unique_ptr<dcmshim_image> img(new dcmshim_image());
         int32_t rc = openImage(bytes, length, limits, img.get(), error);
         if (rc != DCMSHIM_OK) return rc;
         *out = img.release();
         return DCMSHIM_OK;
-    } catch (const std::bad_alloc &) {
-        return fail(error, DCMSHIM_TOO_LARGE, "out of memory while parsing");
-    } catch (const std::exception &e) {
-        return fail(error, DCMSHIM_INVALID, "parse failed: %s", e.what());
-    } catch (...) {
-        return fail(error, DCMSHIM_INVALID, "parse failed");
-    }
+    });
 }
 
 extern "C" void dcmshim_image_close(dcmshim_image *image) { delete image; }
@@ -438,7 +447,7 @@ extern "C" int32_t dcmshim_image_position(const dcmshim_image *image, int32_t fr
 
 extern "C" int32_t dcmshim_image_frame(dcmshim_image *image, int32_t frame, float *out, size_t count,
                                        dcmshim_error *error) {
-    try {
+    return guarded(error, "decoding", "decode", [&]() -> int32_t {
         if (!image) return fail(error, DCMSHIM_INVALID, "no image");
         const dcmshim_info &info = image->info;
         if (frame < 0 || frame >= info.frames)
@@ -507,13 +516,7 @@ extern "C" int32_t dcmshim_image_frame(dcmshim_image *image, int32_t frame, floa
             out[i] = (float)(0.299 * c0 + 0.587 * c1 + 0.114 * c2);
         }
         return DCMSHIM_OK;
-    } catch (const std::bad_alloc &) {
-        return fail(error, DCMSHIM_TOO_LARGE, "out of memory while decoding");
-    } catch (const std::exception &e) {
-        return fail(error, DCMSHIM_INVALID, "decode failed: %s", e.what());
-    } catch (...) {
-        return fail(error, DCMSHIM_INVALID, "decode failed");
-    }
+    });
 }
 
 extern "C" void dcmshim_free(void *pointer) { free(pointer); }
@@ -800,20 +803,14 @@ extern "C" int32_t dcmshim_seg_write(const dcmshim_buffer *sources, size_t sourc
                                      size_t frame_count, const dcmshim_seg_geometry *geometry,
                                      const dcmshim_seg_description *description, dcmshim_seg_output *output,
                                      dcmshim_error *error) {
-    try {
+    return guarded(error, "writing the segmentation", "segmentation writing", [&]() -> int32_t {
         initialize();
         if (!sources || !frames || !geometry || !description || !output)
             return fail(error, DCMSHIM_INVALID, "missing argument");
         output->bytes = nullptr;
         output->length = 0;
         return writeSegmentation(sources, source_count, frames, frame_count, geometry, description, output, error);
-    } catch (const std::bad_alloc &) {
-        return fail(error, DCMSHIM_TOO_LARGE, "out of memory while writing the segmentation");
-    } catch (const std::exception &e) {
-        return fail(error, DCMSHIM_INVALID, "segmentation writing failed: %s", e.what());
-    } catch (...) {
-        return fail(error, DCMSHIM_INVALID, "segmentation writing failed");
-    }
+    });
 }
 
 // MARK: - Segmentation reading
@@ -903,20 +900,14 @@ int32_t openSegmentation(const uint8_t *bytes, size_t length, const dcmshim_limi
 extern "C" int32_t dcmshim_seg_open(const uint8_t *bytes, size_t length, const dcmshim_limits *limits, dcmshim_seg **out,
                                     dcmshim_error *error) {
     if (out) *out = nullptr;
-    try {
+    return guarded(error, "parsing", "parse", [&]() -> int32_t {
         initialize();
         std::unique_ptr<dcmshim_seg> seg(new dcmshim_seg());
         int32_t rc = openSegmentation(bytes, length, limits, seg.get(), error);
         if (rc != DCMSHIM_OK) return rc;
         *out = seg.release();
         return DCMSHIM_OK;
-    } catch (const std::bad_alloc &) {
-        return fail(error, DCMSHIM_TOO_LARGE, "out of memory while parsing");
-    } catch (const std::exception &e) {
-        return fail(error, DCMSHIM_INVALID, "parse failed: %s", e.what());
-    } catch (...) {
-        return fail(error, DCMSHIM_INVALID, "parse failed");
-    }
+    });
 }
 
 extern "C" void dcmshim_seg_close(dcmshim_seg *seg) { delete seg; }

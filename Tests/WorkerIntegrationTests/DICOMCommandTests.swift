@@ -20,19 +20,10 @@ struct DICOMCommandTests {
     @Test(.timeLimit(.minutes(4)),
           .enabled(if: TansuBroker.isConfigured, "UNIVERSEG_TANSU_BIN is not set (source Scripts/lib/kafka-runtime.sh)"))
     func enqueueSeriesPrintsTheStoredSEG() async throws {
-        let broker = try await TansuBroker.start()
-        defer { broker.stop() }
-        let pacs = try await OrthancServer.start()
-        defer { pacs.stop() }
-        let bootstrap = broker.bootstrapServers
-        let dir = try TemporaryDirectory()
-        try DICOMServeTests.writeSupportSet(dir)
-        try WorkerHarness.writeWeightsAndConfig(dir)
-        let series = try DICOMServeTests.makeSeries(dir)
-        for path in series.paths { try pacs.upload([UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))) }
-        try await WorkerHarness.createTopics(bootstrap)
-        let worker = try WorkerHarness.startWorker(dir, bootstrap: bootstrap, group: "dicom-enqueue",
-                                                   arguments: ["--dicomweb-server", "pacs=\(pacs.dicomWebURL.absoluteString)"])
+        let world = try await DICOMWorld.start()
+        defer { world.stop() }
+        let (pacs, dir, series, bootstrap) = (world.pacs, world.dir, world.series, world.bootstrap)
+        let worker = try world.startWorker(group: "dicom-enqueue")
         let process = worker.process
         defer { if process.isRunning { process.terminate() } }
 

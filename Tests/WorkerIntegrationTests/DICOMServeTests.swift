@@ -6,6 +6,50 @@ import SegTesting
 import Synchronization
 import Testing
 
+/// What every DICOM integration test starts from: a Tansu broker with the four topics, an Orthanc
+/// PACS holding the fixture series (Fixtures/dicom/make_series.py), and a test directory with the
+/// "disks" support set and small random weights. `stop()` stops broker and PACS.
+struct DICOMWorld {
+    let broker: TansuBroker
+    let pacs: OrthancServer
+    let dir: TemporaryDirectory
+    let series: DICOMServeTests.Series
+    var bootstrap: String { broker.bootstrapServers }
+
+    static func start() async throws -> DICOMWorld {
+        let broker = try await TansuBroker.start()
+        do {
+            let pacs = try await OrthancServer.start()
+            do {
+                let dir = try TemporaryDirectory()
+                try DICOMServeTests.writeSupportSet(dir)
+                try WorkerHarness.writeWeightsAndConfig(dir)
+                let series = try DICOMServeTests.makeSeries(dir)
+                for path in series.paths { try pacs.upload([UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))) }
+                try await WorkerHarness.createTopics(broker.bootstrapServers)
+                return DICOMWorld(broker: broker, pacs: pacs, dir: dir, series: series)
+            } catch {
+                pacs.stop()
+                throw error
+            }
+        } catch {
+            broker.stop()
+            throw error
+        }
+    }
+
+    /// `serve` in consumer group `group`, knowing the PACS as "pacs".
+    func startWorker(group: String) throws -> WorkerHarness.Worker {
+        try WorkerHarness.startWorker(dir, bootstrap: bootstrap, group: group,
+                                      arguments: ["--dicomweb-server", "pacs=\(pacs.dicomWebURL.absoluteString)"])
+    }
+
+    func stop() {
+        pacs.stop()
+        broker.stop()
+    }
+}
+
 enum DICOMTools {
     static let hasPython: Bool = {
         let result = try? DICOMServeTests.run("/usr/bin/env", ["python3", "-c", "import pydicom, highdicom, numpy"])
@@ -115,17 +159,9 @@ struct DICOMServeTests {
     /// - unknown series and unconfigured server are permanent errors (dead letters).
     @Test(.timeLimit(.minutes(4)))
     func seriesAreSegmentedIntoValidSEGsStoredInThePACS() async throws {
-        let broker = try await TansuBroker.start()
-        defer { broker.stop() }
-        let pacs = try await OrthancServer.start()
-        defer { pacs.stop() }
-        let bootstrap = broker.bootstrapServers
-        let dir = try TemporaryDirectory()
-        try Self.writeSupportSet(dir)
-        try WorkerHarness.writeWeightsAndConfig(dir)
-        let series = try Self.makeSeries(dir)
-        for path in series.paths { try pacs.upload([UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))) }
-        try await WorkerHarness.createTopics(bootstrap)
+        let world = try await DICOMWorld.start()
+        defer { world.stop() }
+        let (pacs, dir, series, bootstrap) = (world.pacs, world.dir, world.series, world.bootstrap)
 
         let web = #"{"server":"pacs","study_uid":"\#(series.study)","series_uid":"\#(series.series)""#
         let png1 = Data(try PNGCodec.encodeGray8(Self.slice(1), width: 64, height: 64)).base64EncodedString()
@@ -139,8 +175,7 @@ struct DICOMServeTests {
             .init(key: "noserver", value: #"{"request_id":"noserver","support_set":{"id":"disks"},"image":{"dicomweb":{"server":"elsewhere","study_uid":"1.2.3","series_uid":"1.2.3.4"}}}"#),
         ]
         try await WorkerHarness.send(requests, bootstrap: bootstrap)
-        let worker = try WorkerHarness.startWorker(dir, bootstrap: bootstrap, group: "dicom",
-                                                   arguments: ["--dicomweb-server", "pacs=\(pacs.dicomWebURL.absoluteString)"])
+        let worker = try world.startWorker(group: "dicom")
         let process = worker.process
         defer { if process.isRunning { process.terminate() } }
         let (messages, dead) = try await WorkerHarness.readResultsAndDeadLetters(bootstrap: bootstrap, results: 6, deadLetters: 2)
@@ -204,19 +239,10 @@ struct DICOMServeTests {
     /// committed while it is down; once it is back every request is answered `ok` and its SEG stored.
     @Test(.timeLimit(.minutes(4)))
     func aPACSOutageDelaysRequestsAndLosesNone() async throws {
-        let broker = try await TansuBroker.start()
-        defer { broker.stop() }
-        let pacs = try await OrthancServer.start()
-        defer { pacs.stop() }
-        let bootstrap = broker.bootstrapServers
-        let dir = try TemporaryDirectory()
-        try Self.writeSupportSet(dir)
-        try WorkerHarness.writeWeightsAndConfig(dir)
-        let series = try Self.makeSeries(dir)
-        for path in series.paths { try pacs.upload([UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))) }
-        try await WorkerHarness.createTopics(bootstrap)
-        let worker = try WorkerHarness.startWorker(dir, bootstrap: bootstrap, group: "pacs-outage",
-                                                   arguments: ["--dicomweb-server", "pacs=\(pacs.dicomWebURL.absoluteString)"])
+        let world = try await DICOMWorld.start()
+        defer { world.stop() }
+        let (pacs, series, bootstrap) = (world.pacs, world.series, world.bootstrap)
+        let worker = try world.startWorker(group: "pacs-outage")
         let process = worker.process
         defer { if process.isRunning { process.terminate() } }
 
