@@ -123,6 +123,13 @@ public final class DICOMwebClient: Sendable {
         let document = response.body.isEmpty ? nil : (try? JSONSerialization.jsonObject(with: Data(response.body))) as? [String: Any]
         if let document {
             let failed = Self.items(document["00081198"])
+            // FailureReason 0x0111 (Duplicate SOP Instance) for every item: the server already
+            // holds this instance. The worker derives the SEG's UIDs from the request, so this is a
+            // redelivered request storing the same SEG again: already done, not a rejection.
+            if !failed.isEmpty, failed.allSatisfy({ Self.firstInt($0["00081197"]) == 0x0111 }) {
+                return StoreReceipt(sopInstanceUID: Self.firstString(failed[0]["00081155"]),
+                                    retrieveURL: Self.firstString(document["00081190"]))
+            }
             if !failed.isEmpty {
                 let codes = failed.compactMap { Self.firstInt($0["00081197"]) }
                 let described = codes.map { "\($0) (0x\(String($0, radix: 16, uppercase: true)))" }.joined(separator: ", ")

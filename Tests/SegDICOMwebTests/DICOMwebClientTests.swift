@@ -108,6 +108,8 @@ import Testing
         let failed200 = #"{"00081198":{"vr":"SQ","Value":[{"00081197":{"vr":"US","Value":[49152]}}]},"00081199":{"vr":"SQ"}}"#
         let referencedOnly = #"{"00081190":{"vr":"UR","Value":["http://x/studies/1.2"]},"#
             + #""00081199":{"vr":"SQ","Value":[{"00081155":{"vr":"UI","Value":["1.2.9"]}}]}}"#
+        let duplicate = #"{"00081198":{"vr":"SQ","Value":[{"00081155":{"vr":"UI","Value":["1.2.9"]},"00081197":{"vr":"US","Value":[273]}}]}}"#
+        let duplicateAndOther = #"{"00081198":{"vr":"SQ","Value":[{"00081197":{"vr":"US","Value":[273]}},{"00081197":{"vr":"US","Value":[272]}}]}}"#
         enum Expected { case ok(StoreReceipt), failure(DICOMwebError.Kind) }
         let cases: [(ScriptedHTTPServer.Behavior, Expected)] = [
             (Self.json(200, failed200), .failure(.rejected)),
@@ -117,6 +119,11 @@ import Testing
             (.respond(ScriptedHTTPServer.response(status: 500, reason: "Oops")), .failure(.unavailable)),
             (Self.json(200, #"{"00081199":{"vr":"SQ"}}"#), .failure(.invalidResponse)),
             (Self.json(200, referencedOnly), .ok(StoreReceipt(sopInstanceUID: "1.2.9", retrieveURL: "http://x/studies/1.2"))),
+            // Duplicate SOP Instance (0x0111 = 273) for the only item, with 409 or 202: already stored.
+            (Self.json(409, duplicate), .ok(StoreReceipt(sopInstanceUID: "1.2.9", retrieveURL: nil))),
+            (Self.json(202, duplicate), .ok(StoreReceipt(sopInstanceUID: "1.2.9", retrieveURL: nil))),
+            // A duplicate beside another failure is still a rejection.
+            (Self.json(409, duplicateAndOther), .failure(.rejected)),
         ]
         for (answer, expected) in cases {
             let server = try ScriptedHTTPServer { _ in answer }
