@@ -2,6 +2,7 @@ internal import Foundation
 public import SegIO
 public import SegKernels
 public import SegModel
+internal import SegTiming
 
 /// The paper's few-shot evaluation protocol on one labelled dataset: a seeded 70/30 split
 /// into a support pool and test queries; for each test image and each support size N, K

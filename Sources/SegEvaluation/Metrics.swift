@@ -1,20 +1,6 @@
 public import SegModel
 
-public enum SegmentationMetrics {
-    /// Dice coefficient 2|A ∩ B| / (|A| + |B|) of two binary masks (nonzero = foreground);
-    /// 1 when both are empty.
-    public static func dice(_ a: [Float], _ b: [Float]) -> Double {
-        precondition(a.count == b.count)
-        var inter = 0, sa = 0, sb = 0
-        for i in a.indices {
-            let x = a[i] != 0, y = b[i] != 0
-            if x { sa += 1 }
-            if y { sb += 1 }
-            if x && y { inter += 1 }
-        }
-        return sa + sb == 0 ? 1 : 2 * Double(inter) / Double(sa + sb)
-    }
-
+extension SegmentationMetrics {
     /// Standard deviation of the mean of `values` over `resamples` bootstrap resamples.
     public static func bootstrapStandardDeviation(_ values: [Double], resamples: Int = 1000, seed: UInt64 = 0) -> Double {
         guard values.count > 1 else { return 0 }
