@@ -3,7 +3,8 @@ public import SegIO
 public import SegModel
 
 /// A labelled image collection laid out as `DIR/images/ID.png` and `DIR/labels/LABEL/ID.png`
-/// (the layout of ../shared/datasets/*/128), preprocessed for one model input size.
+/// (an image and one label mask per label name, with the same ID), preprocessed for one model
+/// input size.
 public struct LabeledDataset: Sendable {
     public struct Item: Sendable {
         public let id: String
