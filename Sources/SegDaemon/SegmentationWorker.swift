@@ -1,6 +1,6 @@
 internal import Foundation
 public import SegKafka
-public import SegModel
+internal import SegModel
 internal import SegTiming
 internal import SegIO
 public import SegService

@@ -1,6 +1,6 @@
 internal import Foundation
 public import SegIO
-public import SegModel
+internal import SegModel
 
 /// A labelled image collection laid out as `DIR/images/ID.png` and `DIR/labels/LABEL/ID.png`
 /// (an image and one label mask per label name, with the same ID), preprocessed for one model

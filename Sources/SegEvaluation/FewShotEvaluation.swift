@@ -1,6 +1,6 @@
 internal import Foundation
-public import SegIO
-public import SegKernels
+internal import SegIO
+internal import SegKernels
 public import SegModel
 internal import SegTiming
 
