@@ -145,7 +145,7 @@ let package = Package(
             name: "SegEvaluationTests", dependencies: ["SegEvaluation", "SegIO", "SegModel"],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "SegDaemonTests", dependencies: ["SegDaemon", "SegOperations"], swiftSettings: swiftSettings),
+        .testTarget(name: "SegDaemonTests", dependencies: ["SegDaemon", "SegOperations", "SegTesting"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SegOperationsTests",
             dependencies: ["SegOperations", "SegTesting", .product(name: "Logging", package: "swift-log")],
