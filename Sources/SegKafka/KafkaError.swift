@@ -8,7 +8,7 @@ internal import CRdKafka
 /// an underscore. `message` is human-readable and never contains the value of a secret
 /// configuration property (see ``KafkaConfiguration/isSecret(_:)``).
 ///
-/// How to act on it (STYLE-ANCHORS 6.3): `isFatal` means the client instance is unusable and must
+/// How to act on it: `isFatal` means the client instance is unusable and must
 /// be recreated (or the process restarted); `isRetriable` means the same operation may succeed
 /// when tried again later; anything else is permanent for that operation.
 public struct KafkaError: Error, Hashable, CustomStringConvertible, Sendable {

@@ -1,4 +1,4 @@
-public import SegKernels
+internal import SegKernels
 
 /// Runs a `UniverSeg` network with planned memory.
 ///
@@ -221,11 +221,57 @@ public final class InferenceSession {
         }
     }
 
+    /// One CrossBlock with the reductions, shared by the encoder and the decoder:
+    /// `q = W_u * u + b` once; the query path `u' = TargetConvOp(q + W_v * mean_i v_i)` into
+    /// `queryOutput`; then, unless `supportPath` is false, the support path entry by entry.
+    ///
+    /// `entry(lane, part, range, supportConv)` handles the entries `range` (block `part` of
+    /// `blocks`) on `lane`: for each entry it prepares the input `v_i` and calls
+    /// `supportConv(v_i, dest)`, which writes `v'_i = SupportConvOp(q + W_v * v_i)` to `dest`.
+    /// Entries are independent; lanes work on them side by side.
+    private func crossBlock(
+        _ block: CrossBlockWeights, side: Int, query u: UnsafePointer<Float>, queryChannels cu: Int,
+        meanSupport: UnsafePointer<Float>, supportChannels cv: Int, queryOutput: UnsafeMutablePointer<Float>,
+        entries n: Int, blocks: Int? = nil, supportPath: Bool = true,
+        entry: (_ lane: Lane, _ part: Int, _ range: Range<Int>,
+                _ supportConv: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> Void
+    ) {
+        precondition(cu == block.queryChannels && cv == block.supportChannels, "cross block channel mismatch")
+        let w = block.width
+        let hw = side * side
+        let ldw = (cu + cv) * 9
+        let leaky = Activation.leakyReLU(slope)
+        let wu = block.cross.pointer, wv = block.cross.pointer + cu * 9
+        // Query half of the cross conv, once: q = W_u * u + b.
+        conv(u, cu, side, weight: wu, rowStride: ldw, outChannels: w, bias: block.crossBias.pointer, into: q.pointer,
+             filter: block.crossQueryFilter)
+        // Query path: mean_i z_i = q + W_v * mean_i v_i.
+        let zq = lanes[0].z.pointer
+        zq.update(from: q.pointer, count: w * hw)
+        conv(meanSupport, cv, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
+             into: zq, accumulate: true, filter: block.crossSupportFilter)
+        conv(zq, w, side, weight: block.target.pointer, rowStride: w * 9, outChannels: w,
+             bias: block.targetBias.pointer, into: queryOutput, activation: leaky, filter: block.targetFilter)
+        guard supportPath else { return }
+        // Support path: z_i = q + W_v * v_i, v'_i = SupportConvOp(z_i).
+        let qp = UnsafePointer(q.pointer)
+        forEachEntry(n, blocks: blocks) { lane, threads, part, range in
+            let z = lane.z.pointer
+            entry(lane, part, range) { input, dest in
+                z.update(from: qp, count: w * hw)
+                conv(input, cv, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
+                     into: z, accumulate: true, filter: block.crossSupportFilter, lane: lane, threads: threads)
+                conv(z, w, side, weight: block.support.pointer, rowStride: w * 9, outChannels: w,
+                     bias: block.supportBias.pointer, into: dest, activation: leaky, filter: block.supportFilter,
+                     lane: lane, threads: threads)
+            }
+        }
+    }
+
     private func forward(query: UnsafePointer<Float>, pairs: UnsafePointer<Float>, entries n: Int,
                          logits: UnsafeMutablePointer<Float>) {
         let cfg = model.configuration
         let levels = cfg.levels
-        let leaky = Activation.leakyReLU(slope)
         var u = query
         var cu = 1
         var v = pairs
@@ -239,75 +285,50 @@ public final class InferenceSession {
             let w = block.width
             let hw = side * side
             let isLast = l == levels - 1
-            let ldw = (cu + cv) * 9
-            block.cross.withUnsafeBufferPointer { crossW in
-            block.crossBias.withUnsafeBufferPointer { crossB in
-            block.target.withUnsafeBufferPointer { targetW in
-            block.targetBias.withUnsafeBufferPointer { targetB in
-            block.support.withUnsafeBufferPointer { supportW in
-            block.supportBias.withUnsafeBufferPointer { supportB in
-                let wu = crossW.baseAddress!, wv = crossW.baseAddress! + cu * 9
-                // Query half of the cross conv, once: q = W_u * u + b.
-                conv(u, cu, side, weight: wu, rowStride: ldw, outChannels: w, bias: crossB.baseAddress, into: q.pointer,
-                     filter: block.crossQueryFilter)
-                // Query path: mean_i z_i = q + W_v * mean_i v_i.
-                Elementwise.mean(v, entries: n, entryStride: cv * hw, count: cv * hw, into: meanIn.pointer)
-                let zq = lanes[0].z.pointer
-                zq.update(from: q.pointer, count: w * hw)
-                conv(meanIn.pointer, cv, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
-                     into: zq, accumulate: true, filter: block.crossSupportFilter)
-                let uOut = isLast ? uNext.pointer : skipU[l].pointer
-                conv(zq, w, side, weight: targetW.baseAddress!, rowStride: w * 9, outChannels: w,
-                     bias: targetB.baseAddress, into: uOut, activation: leaky, filter: block.targetFilter)
-                // Support path, entry by entry: z_i = q + W_v * v_i, v'_i = SupportConvOp(z_i).
-                // Entries are independent; lanes work on them side by side.
-                let pooledPerEntry = w * (side / 2) * (side / 2)
-                let blocks = l == 0 ? level0Blocks(n, workers: passWorkers) : n
-                let partials = skipPartials
-                let qp = UnsafePointer(q.pointer), vp = v, vNextP = vNext.pointer, skipVP = skipV[l].pointer
-                forEachEntry(n, blocks: blocks) { lane, threads, part, range in
-                    let z = lane.z.pointer
-                    if l == 0 { partials[part].pointer.update(repeating: 0, count: w * hw) }
-                    for i in range {
-                        z.update(from: qp, count: w * hw)
-                        conv(vp + i * cv * hw, cv, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
-                             into: z, accumulate: true, filter: block.crossSupportFilter, lane: lane, threads: threads)
-                        let dest: UnsafeMutablePointer<Float>
-                        if isLast {
-                            dest = vNextP + i * w * hw
-                        } else if l == 0 {
-                            dest = lane.entryOut.pointer
-                        } else {
-                            dest = skipVP + i * w * hw
-                        }
-                        conv(z, w, side, weight: supportW.baseAddress!, rowStride: w * 9, outChannels: w,
-                             bias: supportB.baseAddress, into: dest, activation: leaky, filter: block.supportFilter,
-                             lane: lane, threads: threads)
-                        if l == 0 {
-                            let acc = partials[part].pointer
-                            for p in 0..<(w * hw) { acc[p] += dest[p] }
-                        }
-                        if !isLast {
-                            Resample.maxPool2x2(input: dest, channels: w, height: side, width: side,
-                                                output: vNextP + i * pooledPerEntry)
-                        }
+            Elementwise.mean(v, entries: n, entryStride: cv * hw, count: cv * hw, into: meanIn.pointer)
+            let uOut = isLast ? uNext.pointer : skipU[l].pointer
+            let pooledPerEntry = w * (side / 2) * (side / 2)
+            let blocks = l == 0 ? level0Blocks(n, workers: passWorkers) : n
+            let partials = skipPartials
+            let vp = v, inStride = cv * hw, vNextP = vNext.pointer, skipVP = skipV[l].pointer
+            let entrySide = side
+            crossBlock(block, side: side, query: u, queryChannels: cu, meanSupport: meanIn.pointer, supportChannels: cv,
+                       queryOutput: uOut, entries: n, blocks: blocks) { lane, part, range, supportConv in
+                if l == 0 { partials[part].pointer.update(repeating: 0, count: w * hw) }
+                for i in range {
+                    let dest: UnsafeMutablePointer<Float>
+                    if isLast {
+                        dest = vNextP + i * w * hw
+                    } else if l == 0 {
+                        dest = lane.entryOut.pointer
+                    } else {
+                        dest = skipVP + i * w * hw
+                    }
+                    supportConv(vp + i * inStride, dest)
+                    if l == 0 {
+                        let acc = partials[part].pointer
+                        for p in 0..<(w * hw) { acc[p] += dest[p] }
+                    }
+                    if !isLast {
+                        Resample.maxPool2x2(input: dest, channels: w, height: entrySide, width: entrySide,
+                                            output: vNextP + i * pooledPerEntry)
                     }
                 }
-                if l == 0 {
-                    // Level-0 skips are only needed as their mean (the last decoder block has no support path).
-                    let mean = skipMean0.pointer
-                    mean.update(from: partials[0].pointer, count: w * hw)
-                    for k in 1..<blocks {
-                        let part = partials[k].pointer
-                        for p in 0..<(w * hw) { mean[p] += part[p] }
-                    }
-                    let scale = 1 / Float(n)
-                    for p in 0..<(w * hw) { mean[p] *= scale }
+            }
+            if l == 0 {
+                // Level-0 skips are only needed as their mean (the last decoder block has no support path).
+                let mean = skipMean0.pointer
+                mean.update(from: partials[0].pointer, count: w * hw)
+                for k in 1..<blocks {
+                    let part = partials[k].pointer
+                    for p in 0..<(w * hw) { mean[p] += part[p] }
                 }
-                if !isLast {
-                    Resample.maxPool2x2(input: uOut, channels: w, height: side, width: side, output: uNext.pointer)
-                }
-            }}}}}}
+                let scale = 1 / Float(n)
+                for p in 0..<(w * hw) { mean[p] *= scale }
+            }
+            if !isLast {
+                Resample.maxPool2x2(input: uOut, channels: w, height: side, width: side, output: uNext.pointer)
+            }
             u = UnsafePointer(uNext.pointer)
             v = UnsafePointer(vNext.pointer)
             cu = w
@@ -327,57 +348,34 @@ public final class InferenceSession {
             let cPrev = cu
             let cSkip = cfg.encoderWidths[l]
             let cin = cPrev + cSkip
-            precondition(cin == block.queryChannels && cin == block.supportChannels, "decoder channel mismatch")
             let w = block.width
-            let ldw = 2 * cin * 9
-            block.cross.withUnsafeBufferPointer { crossW in
-            block.crossBias.withUnsafeBufferPointer { crossB in
-            block.target.withUnsafeBufferPointer { targetW in
-            block.targetBias.withUnsafeBufferPointer { targetB in
-            block.support.withUnsafeBufferPointer { supportW in
-            block.supportBias.withUnsafeBufferPointer { supportB in
-                let wu = crossW.baseAddress!, wv = crossW.baseAddress! + cin * 9
-                // Query input [up(u); skip], then q = W_u * uin + b.
-                Resample.upsampleBilinear2x(input: u, channels: cPrev, height: prevSide, width: prevSide, output: uin.pointer)
-                (uin.pointer + cPrev * hw).update(from: skipU[l].pointer, count: cSkip * hw)
-                conv(uin.pointer, cin, side, weight: wu, rowStride: ldw, outChannels: w, bias: crossB.baseAddress, into: q.pointer,
-                     filter: block.crossQueryFilter)
-                // Mean support input [up(mean_i v_i); mean_i skip_i] (upsampling is linear).
-                let prevHW = prevSide * prevSide
-                Elementwise.mean(v, entries: n, entryStride: cPrev * prevHW, count: cPrev * prevHW, into: meanPrev.pointer)
-                Resample.upsampleBilinear2x(input: meanPrev.pointer, channels: cPrev, height: prevSide, width: prevSide,
-                                            output: meanIn.pointer)
-                if l == 0 {
-                    (meanIn.pointer + cPrev * hw).update(from: skipMean0.pointer, count: cSkip * hw)
-                } else {
-                    Elementwise.mean(skipV[l].pointer, entries: n, entryStride: cSkip * hw, count: cSkip * hw,
-                                     into: meanIn.pointer + cPrev * hw)
+            // Query input [up(u); skip].
+            Resample.upsampleBilinear2x(input: u, channels: cPrev, height: prevSide, width: prevSide, output: uin.pointer)
+            (uin.pointer + cPrev * hw).update(from: skipU[l].pointer, count: cSkip * hw)
+            // Mean support input [up(mean_i v_i); mean_i skip_i] (upsampling is linear).
+            let prevHW = prevSide * prevSide
+            Elementwise.mean(v, entries: n, entryStride: cPrev * prevHW, count: cPrev * prevHW, into: meanPrev.pointer)
+            Resample.upsampleBilinear2x(input: meanPrev.pointer, channels: cPrev, height: prevSide, width: prevSide,
+                                        output: meanIn.pointer)
+            if l == 0 {
+                (meanIn.pointer + cPrev * hw).update(from: skipMean0.pointer, count: cSkip * hw)
+            } else {
+                Elementwise.mean(skipV[l].pointer, entries: n, entryStride: cSkip * hw, count: cSkip * hw,
+                                 into: meanIn.pointer + cPrev * hw)
+            }
+            // The support path is skipped in the last block: its outputs are never used.
+            let vp = v, vNextP = vNext.pointer, skipVP = skipV[l].pointer
+            crossBlock(block, side: side, query: uin.pointer, queryChannels: cin, meanSupport: meanIn.pointer,
+                       supportChannels: cin, queryOutput: uNext.pointer, entries: n,
+                       supportPath: !isLast) { lane, _, range, supportConv in
+                let vin = lane.vin.pointer
+                for i in range {
+                    Resample.upsampleBilinear2x(input: vp + i * cPrev * prevHW, channels: cPrev, height: prevSide,
+                                                width: prevSide, output: vin)
+                    (vin + cPrev * hw).update(from: skipVP + i * cSkip * hw, count: cSkip * hw)
+                    supportConv(vin, vNextP + i * w * hw)
                 }
-                let zq = lanes[0].z.pointer
-                zq.update(from: q.pointer, count: w * hw)
-                conv(meanIn.pointer, cin, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
-                     into: zq, accumulate: true, filter: block.crossSupportFilter)
-                conv(zq, w, side, weight: targetW.baseAddress!, rowStride: w * 9, outChannels: w,
-                     bias: targetB.baseAddress, into: uNext.pointer, activation: leaky, filter: block.targetFilter)
-                // Support path (skipped in the last block: its outputs are never used).
-                if !isLast {
-                    let qp = UnsafePointer(q.pointer), vp = v, vNextP = vNext.pointer, skipVP = skipV[l].pointer
-                    forEachEntry(n) { lane, threads, _, range in
-                        let z = lane.z.pointer, vin = lane.vin.pointer
-                        for i in range {
-                            Resample.upsampleBilinear2x(input: vp + i * cPrev * prevHW, channels: cPrev, height: prevSide,
-                                                        width: prevSide, output: vin)
-                            (vin + cPrev * hw).update(from: skipVP + i * cSkip * hw, count: cSkip * hw)
-                            z.update(from: qp, count: w * hw)
-                            conv(vin, cin, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
-                                 into: z, accumulate: true, filter: block.crossSupportFilter, lane: lane, threads: threads)
-                            conv(z, w, side, weight: supportW.baseAddress!, rowStride: w * 9, outChannels: w,
-                                 bias: supportB.baseAddress, into: vNextP + i * w * hw, activation: leaky,
-                                 filter: block.supportFilter, lane: lane, threads: threads)
-                        }
-                    }
-                }
-            }}}}}}
+            }
             u = UnsafePointer(uNext.pointer)
             v = UnsafePointer(vNext.pointer)
             cu = w
@@ -385,61 +383,7 @@ public final class InferenceSession {
         }
 
         // Output: 1x1 conv to one channel of logits.
-        model.outWeight.withUnsafeBufferPointer { ow in
-            model.outBias.withUnsafeBufferPointer { ob in
-                Conv2D.conv1x1(input: u, inChannels: cu, pixels: side * side, weight: ow.baseAddress!,
-                               outChannels: 1, bias: ob.baseAddress, output: logits)
-            }
-        }
+        Conv2D.conv1x1(input: u, inChannels: cu, pixels: side * side, weight: model.outWeight.pointer,
+                       outChannels: 1, bias: model.outBias.pointer, output: logits)
     }
-}
-
-/// Buffer sizes (in floats) of the forward pass for one configuration.
-struct Plan {
-    let pixels: Int
-    /// Largest im2col scratch (one band) over all convolutions.
-    let im2col: Int
-    /// Largest Winograd scratch over all convolutions.
-    let winograd: Int
-    /// Largest block output (channels x side^2) over all blocks.
-    let blockOutput: Int
-    /// Largest block input (channels x side^2), for the concatenated decoder inputs and means.
-    let blockInput: Int
-    /// Largest per-entry support tensor kept between blocks.
-    let supportPerEntry: Int
-
-    init(_ cfg: UniverSegConfiguration) {
-        pixels = cfg.inputSize * cfg.inputSize
-        var im2col = 0, winograd = 0, out = 0, input = 0, perEntry = 2 * pixels
-        let inputs = cfg.blockInputChannels
-        for l in 0..<cfg.levels {
-            let s = cfg.size(atLevel: l)
-            let w = cfg.encoderWidths[l]
-            let cin = max(inputs[l].query, inputs[l].support, w)
-            im2col = max(im2col, Conv2D.scratchCount(inChannels: cin, height: s, width: s))
-            winograd = max(winograd, Winograd.scratchCount(inChannels: cin, outChannels: w, height: s, width: s))
-            out = max(out, w * s * s)
-            input = max(input, inputs[l].support * s * s)
-            perEntry = max(perEntry, l == cfg.levels - 1 ? w * s * s : w * (s / 2) * (s / 2))
-        }
-        for j in 0..<(cfg.levels - 1) {
-            let l = cfg.levels - 2 - j
-            let s = cfg.size(atLevel: l)
-            let w = cfg.decoderWidths[j]
-            let cin = inputs[cfg.levels + j].support
-            im2col = max(im2col, Conv2D.scratchCount(inChannels: max(cin, w), height: s, width: s))
-            winograd = max(winograd, Winograd.scratchCount(inChannels: max(cin, w), outChannels: w, height: s, width: s))
-            out = max(out, w * s * s)
-            input = max(input, cin * s * s)
-            perEntry = max(perEntry, w * s * s)
-        }
-        self.im2col = im2col
-        self.winograd = winograd
-        self.blockOutput = out
-        self.blockInput = input
-        self.supportPerEntry = perEntry
-    }
-
-    /// Convolution scratch for `threads` threads (im2col bands run side by side).
-    func col(threads: Int) -> Int { max(im2col * max(1, threads), winograd) }
 }

@@ -1,4 +1,4 @@
-public import SegKernels
+internal import SegKernels
 
 /// A named float32 tensor as read from a weights file.
 public struct NamedTensor: Sendable, Equatable {
@@ -11,18 +11,41 @@ public struct NamedTensor: Sendable, Equatable {
     }
 }
 
+/// One weight tensor in an owned, 64-byte aligned allocation that is written once, at init, and
+/// only read afterwards, so kernels take it as a plain pointer. `@unchecked Sendable`: the memory
+/// is never written after init and is freed only when the last reference goes.
+final class WeightTensor: @unchecked Sendable {
+    let pointer: UnsafePointer<Float>
+    let count: Int
+
+    init(_ values: [Float]) {
+        count = values.count
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * MemoryLayout<Float>.stride, alignment: 64)
+        let p = raw.bindMemory(to: Float.self, capacity: max(1, count))
+        _ = UnsafeMutableBufferPointer(start: p, count: count).initialize(from: values)
+        pointer = UnsafePointer(p)
+    }
+
+    deinit {
+        UnsafeMutableRawPointer(mutating: pointer).deallocate()
+    }
+
+    /// A copy of the values.
+    var values: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+}
+
 /// The weights of one CrossBlock, flattened (OIHW), with their Winograd transforms.
 struct CrossBlockWeights: Sendable {
     let queryChannels: Int
     let supportChannels: Int
     let width: Int
     /// [width, queryChannels + supportChannels, 3, 3]; the query channels come first.
-    let cross: [Float]
-    let crossBias: [Float]
-    let target: [Float]
-    let targetBias: [Float]
-    let support: [Float]
-    let supportBias: [Float]
+    let cross: WeightTensor
+    let crossBias: WeightTensor
+    let target: WeightTensor
+    let targetBias: WeightTensor
+    let support: WeightTensor
+    let supportBias: WeightTensor
     /// Winograd filters of the query half, the support half, the target and the support
     /// convolutions; nil where the input has too few channels for Winograd to pay off.
     let crossQueryFilter: Winograd.Filter?
@@ -38,23 +61,21 @@ struct CrossBlockWeights: Sendable {
         self.queryChannels = queryChannels
         self.supportChannels = supportChannels
         self.width = width
-        self.cross = cross
-        self.crossBias = crossBias
-        self.target = target
-        self.targetBias = targetBias
-        self.support = support
-        self.supportBias = supportBias
-        func filter(_ w: [Float], offset: Int, rowStride: Int, cin: Int) -> Winograd.Filter? {
+        self.cross = WeightTensor(cross)
+        self.crossBias = WeightTensor(crossBias)
+        self.target = WeightTensor(target)
+        self.targetBias = WeightTensor(targetBias)
+        self.support = WeightTensor(support)
+        self.supportBias = WeightTensor(supportBias)
+        func filter(_ w: WeightTensor, offset: Int, rowStride: Int, cin: Int) -> Winograd.Filter? {
             guard cin >= Self.winogradMinChannels, w.count == width * rowStride else { return nil }
-            return w.withUnsafeBufferPointer {
-                Winograd.Filter(weight: $0.baseAddress! + offset, rowStride: rowStride, inChannels: cin, outChannels: width)
-            }
+            return Winograd.Filter(weight: w.pointer + offset, rowStride: rowStride, inChannels: cin, outChannels: width)
         }
         let crossStride = (queryChannels + supportChannels) * 9
-        crossQueryFilter = filter(cross, offset: 0, rowStride: crossStride, cin: queryChannels)
-        crossSupportFilter = filter(cross, offset: queryChannels * 9, rowStride: crossStride, cin: supportChannels)
-        targetFilter = filter(target, offset: 0, rowStride: width * 9, cin: width)
-        supportFilter = filter(support, offset: 0, rowStride: width * 9, cin: width)
+        crossQueryFilter = filter(self.cross, offset: 0, rowStride: crossStride, cin: queryChannels)
+        crossSupportFilter = filter(self.cross, offset: queryChannels * 9, rowStride: crossStride, cin: supportChannels)
+        targetFilter = filter(self.target, offset: 0, rowStride: width * 9, cin: width)
+        supportFilter = filter(self.support, offset: 0, rowStride: width * 9, cin: width)
     }
 }
 
@@ -64,8 +85,8 @@ public struct UniverSeg: Sendable {
     public let configuration: UniverSegConfiguration
     let encoder: [CrossBlockWeights]
     let decoder: [CrossBlockWeights]
-    let outWeight: [Float]
-    let outBias: [Float]
+    let outWeight: WeightTensor
+    let outBias: WeightTensor
 
     /// Builds the network from named tensors, strictly: every expected tensor present with
     /// its exact shape, no unknown tensors, every value finite.
@@ -111,8 +132,8 @@ public struct UniverSeg: Sendable {
         self.decoder = configuration.decoderWidths.enumerated().map {
             block("dec_blocks.\($0)", configuration.encoderWidths.count + $0, $1)
         }
-        self.outWeight = values["out_conv.conv.weight"] ?? []
-        self.outBias = values["out_conv.conv.bias"] ?? []
+        self.outWeight = WeightTensor(values["out_conv.conv.weight"] ?? [])
+        self.outBias = WeightTensor(values["out_conv.conv.bias"] ?? [])
     }
 
     /// A network with the authors' initialisation (kaiming-normal weights: LeakyReLU(0.01) gain
@@ -141,17 +162,17 @@ public struct UniverSeg: Sendable {
         var result: [String: NamedTensor] = [:]
         func add(_ prefix: String, _ b: CrossBlockWeights) {
             result["\(prefix).cross.cross_conv.weight"] = NamedTensor(
-                shape: [b.width, b.queryChannels + b.supportChannels, 3, 3], values: b.cross)
-            result["\(prefix).cross.cross_conv.bias"] = NamedTensor(shape: [b.width], values: b.crossBias)
-            result["\(prefix).target.vmapped.conv.weight"] = NamedTensor(shape: [b.width, b.width, 3, 3], values: b.target)
-            result["\(prefix).target.vmapped.conv.bias"] = NamedTensor(shape: [b.width], values: b.targetBias)
-            result["\(prefix).support.vmapped.conv.weight"] = NamedTensor(shape: [b.width, b.width, 3, 3], values: b.support)
-            result["\(prefix).support.vmapped.conv.bias"] = NamedTensor(shape: [b.width], values: b.supportBias)
+                shape: [b.width, b.queryChannels + b.supportChannels, 3, 3], values: b.cross.values)
+            result["\(prefix).cross.cross_conv.bias"] = NamedTensor(shape: [b.width], values: b.crossBias.values)
+            result["\(prefix).target.vmapped.conv.weight"] = NamedTensor(shape: [b.width, b.width, 3, 3], values: b.target.values)
+            result["\(prefix).target.vmapped.conv.bias"] = NamedTensor(shape: [b.width], values: b.targetBias.values)
+            result["\(prefix).support.vmapped.conv.weight"] = NamedTensor(shape: [b.width, b.width, 3, 3], values: b.support.values)
+            result["\(prefix).support.vmapped.conv.bias"] = NamedTensor(shape: [b.width], values: b.supportBias.values)
         }
         for (i, b) in encoder.enumerated() { add("enc_blocks.\(i)", b) }
         for (j, b) in decoder.enumerated() { add("dec_blocks.\(j)", b) }
-        result["out_conv.conv.weight"] = NamedTensor(shape: [1, outWeight.count, 1, 1], values: outWeight)
-        result["out_conv.conv.bias"] = NamedTensor(shape: [1], values: outBias)
+        result["out_conv.conv.weight"] = NamedTensor(shape: [1, outWeight.count, 1, 1], values: outWeight.values)
+        result["out_conv.conv.bias"] = NamedTensor(shape: [1], values: outBias.values)
         return result
     }
 }

@@ -2,7 +2,7 @@ internal import CRdKafka
 internal import CSystemd
 internal import CLibPNG
 internal import Foundation
-public import SegKernels
+internal import SegKernels
 
 /// Facts about the process and the C libraries it runs on.
 public enum Platform {

@@ -1,8 +1,7 @@
 internal import Foundation
-internal import SegEvaluation
 public import SegIO
-public import SegKernels
 public import SegModel
+internal import SegTiming
 
 /// Turns one request record into a result record: parse and validate, fetch the support set
 /// (cached), decode the image, run UniverSeg, encode the mask. Independent of Kafka, so it can

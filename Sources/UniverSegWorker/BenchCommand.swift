@@ -4,6 +4,7 @@ import SegIO
 import SegKernels
 import SegModel
 import SegPlatform
+import SegTiming
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -11,7 +11,7 @@ struct EvalCommand: ParsableCommand {
         commandName: "eval",
         abstract: "Few-shot evaluation on a labelled dataset: Dice per N and K against two baselines.",
         discussion: """
-            DIR holds images/ID.png and labels/NAME/ID.png (the layout of ../shared/datasets/*/128). \
+            DIR holds images/ID.png and labels/NAME/ID.png (one label mask per label name and image). \
             A seeded split puts 70% of the IDs in the support pool and 30% in the test queries; for \
             each test image, K support sets of size N are drawn from the pool. Baselines on the same \
             split and subsets: the prior mask (mean of the support labels) and an intensity \

@@ -1,5 +1,6 @@
 import Foundation
 import SegKernels
+import SegTiming
 
 /// Kernel-level figures: raw sgemm on convolution shapes, im2col, and the whole 3x3 convolution.
 struct KernelBench {

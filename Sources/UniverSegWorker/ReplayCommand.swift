@@ -5,8 +5,8 @@ import SegDaemon
 import SegIO
 import SegKafka
 import SegOperations
-import SegKernels
 import SegService
+import SegTiming
 
 /// Reprocesses a time range of the requests topic (e.g. with new weights) into a results topic.
 struct ReplayCommand: ParsableCommand {

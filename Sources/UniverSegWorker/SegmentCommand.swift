@@ -1,7 +1,6 @@
 import ArgumentParser
 import Foundation
 import SegDICOM
-import SegEvaluation
 import SegIO
 import SegKernels
 import SegModel

@@ -1,6 +1,7 @@
 import Foundation
 import SegDaemon
 import SegOperations
+import SegTesting
 import Testing
 
 enum Promtool {
@@ -16,17 +17,8 @@ struct MonitoringTests {
         .deletingLastPathComponent().appendingPathComponent("Deploy/monitoring").path
 
     static func run(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try #require(Promtool.path))
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: output, as: UTF8.self))
+        let r = try runToCompletion(try #require(Promtool.path), arguments, currentDirectory: directory, combineOutput: true)
+        return (r.status, r.stdout)
     }
 
     @Test func rulesAreValidAndTheirUnitTestsPass() throws {

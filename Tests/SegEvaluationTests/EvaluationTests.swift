@@ -31,7 +31,7 @@ import Testing
     }
 }
 
-/// A synthetic labelled dataset in the layout of ../shared/datasets/*/128, where the label is
+/// A synthetic labelled dataset laid out as images/ID.png and labels/LABEL/ID.png, where the label is
 /// exactly "intensity above the middle" (so the intensity classifier is near perfect).
 final class SyntheticDataset {
     let path: String

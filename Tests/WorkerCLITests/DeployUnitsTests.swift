@@ -48,26 +48,9 @@ enum Deploy {
         return (r.status, problems, r.stdout + r.stderr)
     }
 
-    /// Runs a program; stdout and stderr go through files, so neither can fill a pipe and block.
-    static func run(_ executable: String, _ arguments: [String]) throws -> Worker.Result {
-        let scratch = try Scratch(prefix: "universeg-run")
-        let outPath = scratch.path + "/stdout", errPath = scratch.path + "/stderr"
-        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
-        _ = FileManager.default.createFile(atPath: errPath, contents: nil)
-        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
-        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: errPath))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        process.waitUntilExit()
-        try out.close()
-        try err.close()
-        return Worker.Result(status: process.terminationStatus,
-                             stdout: try String(contentsOfFile: outPath, encoding: .utf8),
-                             stderr: try String(contentsOfFile: errPath, encoding: .utf8))
+    /// Runs a program to completion.
+    static func run(_ executable: String, _ arguments: [String]) throws -> ProcessResult {
+        try runToCompletion(executable, arguments)
     }
 }
 
@@ -164,7 +147,7 @@ enum Deploy {
 @Suite(.serialized) struct InstallScriptTests {
     static let script = Deploy.directory + "/install.sh"
 
-    static func install(_ arguments: [String]) throws -> Worker.Result {
+    static func install(_ arguments: [String]) throws -> ProcessResult {
         try Deploy.run("/bin/bash", [script, "--binary", Worker.executable] + arguments)
     }
 

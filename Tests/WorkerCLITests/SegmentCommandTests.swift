@@ -12,24 +12,12 @@ struct Worker {
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) } ?? candidates[0]
     }
 
-    struct Result { let status: Int32; let stdout: String; let stderr: String }
-
     /// Runs the binary with `arguments`; with a `launcher` (e.g. ["/usr/bin/taskset", "-c", "0"]),
     /// runs the launcher with the binary and `arguments` appended.
-    static func run(_ arguments: [String], environment: [String: String] = [:], launcher: [String] = []) throws -> Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: launcher.first ?? executable)
-        process.arguments = launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [executable] + arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                      stderr: String(decoding: e, as: UTF8.self))
+    static func run(_ arguments: [String], environment: [String: String] = [:], launcher: [String] = []) throws -> ProcessResult {
+        try runToCompletion(launcher.first ?? executable,
+                            launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [executable] + arguments,
+                            environment: environment)
     }
 }
 

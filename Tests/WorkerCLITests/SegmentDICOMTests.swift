@@ -53,20 +53,8 @@ enum CLIDICOM {
                       Array(#"{"name":"disks","version":"1","label":"disk"\#(windowField),"entries":[\#(entries.joined(separator: ","))]}"#.utf8))
     }
 
-    static func run(_ executable: String, _ arguments: [String]) throws -> Worker.Result {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let e = Thread.detachNewThreadReading(err)
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Worker.Result(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                             stderr: String(decoding: e.wait(), as: UTF8.self))
+    static func run(_ executable: String, _ arguments: [String]) throws -> ProcessResult {
+        try runToCompletion(executable, arguments)
     }
 
     struct CLIError: Error, CustomStringConvertible {
@@ -75,25 +63,6 @@ enum CLIDICOM {
     }
 }
 
-extension Thread {
-    /// Reads `pipe` to its end on a new thread (so that a full stderr pipe cannot block the child).
-    final class PipeReader: @unchecked Sendable {
-        private let done = DispatchSemaphore(value: 0)
-        private var data = Data()
-        init(_ pipe: Pipe) {
-            Thread.detachNewThread { [self] in
-                data = pipe.fileHandleForReading.readDataToEndOfFile()
-                done.signal()
-            }
-        }
-        func wait() -> Data {
-            done.wait()
-            return data
-        }
-    }
-
-    static func detachNewThreadReading(_ pipe: Pipe) -> PipeReader { PipeReader(pipe) }
-}
 
 @Suite(.serialized,
        .enabled(if: CLIDICOM.hasPython, "python3 with pydicom, highdicom and numpy is needed"),

@@ -10,7 +10,7 @@ import Testing
        .enabled(if: OrthancServer.isAvailable, "Orthanc with the DICOMweb plugin is not installed (apt-get install orthanc orthanc-dicomweb)"),
        .enabled(if: DICOMTools.hasPython, "python3 with pydicom and highdicom is needed (Scripts/lib/ensure-deps.sh)"))
 struct DICOMCommandTests {
-    static func worker(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    static func worker(_ arguments: [String]) throws -> ProcessResult {
         try DICOMServeTests.run(WorkerHarness.executable, arguments)
     }
 

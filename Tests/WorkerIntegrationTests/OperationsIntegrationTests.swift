@@ -85,24 +85,8 @@ struct OperationsIntegrationTests {
 
     /// Runs a `universeg-worker` command to completion: (exit status, stdout, stderr).
     static func runCommand(_ arguments: [String]) async throws -> (Int32, String, String) {
-        try await blocking {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: WorkerHarness.executable)
-            process.arguments = arguments
-            let out = Pipe(), err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            try process.run()
-            // Read both pipes to the end before waiting, so a full pipe never blocks the child.
-            let errData = Mutex(Data())
-            let reader = Thread { errData.withLock { $0 = err.fileHandleForReading.readDataToEndOfFile() } }
-            reader.start()
-            let outData = out.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            while reader.isExecuting || !reader.isFinished { Thread.sleep(forTimeInterval: 0.01) }
-            return (process.terminationStatus, String(decoding: outData, as: UTF8.self),
-                    String(decoding: errData.withLock { $0 }, as: UTF8.self))
-        }
+        let r = try await blocking { try runToCompletion(WorkerHarness.executable, arguments) }
+        return (r.status, r.stdout, r.stderr)
     }
 
     /// Reads `topics` from the beginning until `done` or the deadline.

@@ -1,0 +1,51 @@
+internal import SegKernels
+
+/// Buffer sizes (in floats) of the forward pass for one configuration.
+struct Plan {
+    let pixels: Int
+    /// Largest im2col scratch (one band) over all convolutions.
+    let im2col: Int
+    /// Largest Winograd scratch over all convolutions.
+    let winograd: Int
+    /// Largest block output (channels x side^2) over all blocks.
+    let blockOutput: Int
+    /// Largest block input (channels x side^2), for the concatenated decoder inputs and means.
+    let blockInput: Int
+    /// Largest per-entry support tensor kept between blocks.
+    let supportPerEntry: Int
+
+    init(_ cfg: UniverSegConfiguration) {
+        pixels = cfg.inputSize * cfg.inputSize
+        var im2col = 0, winograd = 0, out = 0, input = 0, perEntry = 2 * pixels
+        let inputs = cfg.blockInputChannels
+        for l in 0..<cfg.levels {
+            let s = cfg.size(atLevel: l)
+            let w = cfg.encoderWidths[l]
+            let cin = max(inputs[l].query, inputs[l].support, w)
+            im2col = max(im2col, Conv2D.scratchCount(inChannels: cin, height: s, width: s))
+            winograd = max(winograd, Winograd.scratchCount(inChannels: cin, outChannels: w, height: s, width: s))
+            out = max(out, w * s * s)
+            input = max(input, inputs[l].support * s * s)
+            perEntry = max(perEntry, l == cfg.levels - 1 ? w * s * s : w * (s / 2) * (s / 2))
+        }
+        for j in 0..<(cfg.levels - 1) {
+            let l = cfg.levels - 2 - j
+            let s = cfg.size(atLevel: l)
+            let w = cfg.decoderWidths[j]
+            let cin = inputs[cfg.levels + j].support
+            im2col = max(im2col, Conv2D.scratchCount(inChannels: max(cin, w), height: s, width: s))
+            winograd = max(winograd, Winograd.scratchCount(inChannels: max(cin, w), outChannels: w, height: s, width: s))
+            out = max(out, w * s * s)
+            input = max(input, cin * s * s)
+            perEntry = max(perEntry, w * s * s)
+        }
+        self.im2col = im2col
+        self.winograd = winograd
+        self.blockOutput = out
+        self.blockInput = input
+        self.supportPerEntry = perEntry
+    }
+
+    /// Convolution scratch for `threads` threads (im2col bands run side by side).
+    func col(threads: Int) -> Int { max(im2col * max(1, threads), winograd) }
+}
