@@ -268,13 +268,25 @@ public final class SegmentationWorker: @unchecked Sendable {
         for event in consumer.drainRebalanceEvents() {
             switch event {
             case .assigned(let partitions):
-                state.withLock { $0.assigned.formUnion(partitions) }
+                // New partitions arrive unpaused; while the worker is paused they are paused too,
+                // so that back-pressure holds and a later resume covers them.
+                let paused = state.withLock { s -> Bool in
+                    s.assigned.formUnion(partitions)
+                    return s.paused
+                }
                 metrics.rebalance("assigned", partitions: partitions.count)
                 logger.info("partitions assigned", metadata: ["partitions": "\(partitions.map(\.description).joined(separator: ","))"])
+                if paused && !partitions.isEmpty {
+                    do {
+                        try consumer.pause(partitions)
+                        state.withLock { $0.counters.pausedPartitions = $0.assigned.count }
+                    } catch { logger.error("pause failed", metadata: ["error": "\(error)"]) }
+                }
             case .revoked(let partitions), .lost(let partitions):
                 let keys = Set(partitions.map { OffsetTracker.Key(topic: $0.topic, partition: $0.partition) })
                 let dropped = state.withLock { s -> Int in
                     s.assigned.subtract(partitions)
+                    if s.paused { s.counters.pausedPartitions = s.assigned.count }
                     let dropped = s.queue.revoke(keys)
                     s.counters.dropped += dropped
                     s.counters.inFlight = s.queue.inFlight

@@ -170,7 +170,8 @@ public final class KafkaConsumer: Sendable {
     }
 
     /// Stops fetching from `partitions` (assigned ones) until ``resume(_:)``. Polling must go on.
-    /// A partition that is revoked and assigned again comes back unpaused.
+    /// A partition that is revoked and assigned again comes back unpaused (the rebalance callback
+    /// resumes every newly assigned partition; librdkafka itself would keep it paused).
     public func pause(_ partitions: [TopicPartition]) throws {
         try changePause(partitions, pause: true)
     }

@@ -148,6 +148,53 @@ struct TansuBrokerTests {
         try await closeOffPool(consumer)
     }
 
+    /// librdkafka keeps a partition's pause through a revocation; the rebalance callback resumes
+    /// what it assigns, so a partition paused when revoked is fetched again once it comes back.
+    /// The eager protocol revokes every partition at each rebalance, so the first member gets
+    /// back one of the partitions it had paused.
+    @Test func aPartitionPausedWhenRevokedIsFetchedWhenAssignedAgain() async throws {
+        let broker = try await TansuBroker.start()
+        defer { broker.stop() }
+        let topic = uniqueName("repause")
+        let group = uniqueName("repause-group")
+        try await createTopics([(topic, 2)], bootstrap: broker.bootstrapServers)
+        let all = Set((0..<2).map { TopicPartition(topic: topic, partition: Int32($0)) })
+        let eager = ["partition.assignment.strategy": "roundrobin"]
+
+        let first = try KafkaConsumer(configuration: consumerConfiguration(broker.bootstrapServers, group: group, eager))
+        try first.subscribe(topics: [topic])
+        #expect(try await pollUntil([first]) { Set(try first.assignment()) == all })
+        try first.pause(Array(all))
+
+        let second = try KafkaConsumer(configuration: consumerConfiguration(broker.bootstrapServers, group: group, eager))
+        try second.subscribe(topics: [topic])
+        let shared = try await pollUntil([first, second], timeout: .seconds(25)) {
+            let a = Set(try first.assignment()), b = Set(try second.assignment())
+            return a.count == 1 && b.count == 1 && a.union(b) == all
+        }
+        try #require(shared)
+        let firstOwns = try #require(try first.assignment().first)
+        let revoked = first.drainRebalanceEvents().flatMap { event -> [TopicPartition] in
+            if case .revoked(let partitions) = event { return partitions } else { return [] }
+        }
+        #expect(Set(revoked) == all, "eager: everything was revoked, paused")
+
+        let producer = try KafkaProducer(configuration: producerConfiguration(broker.bootstrapServers))
+        for index in 0..<3 {
+            try await producer.send(topic: topic, value: bytes("\(index)"), partition: firstOwns.partition)
+        }
+        try await closeOffPool(producer)
+        let received = Mutex<[String]>([])
+        _ = try await pollUntil([first, second], timeout: .seconds(15), onRecord: { index, message in
+            if index == 0 { received.withLock { $0.append(message.valueString ?? "") } }
+        }) { received.withLock { $0.count } >= 3 }
+        #expect(received.withLock { $0 } == ["0", "1", "2"], "the partition assigned again must not stay paused")
+        try await blocking {
+            try second.close()
+            try first.close()
+        }
+    }
+
     @Test func twoConsumersInOneGroupShareFourPartitions() async throws {
         let broker = try await TansuBroker.start()
         defer { broker.stop() }

@@ -15,14 +15,17 @@ enum WorkerHarness {
 
     /// `dir/w.safetensors`: a small randomly initialized network (16 x 16 input), and
     /// `dir/config.json` with short Kafka timeouts and no metrics endpoint (workers of tests that
-    /// run side by side would compete for its port); `inference` holds extra keys of that section.
-    static func writeWeightsAndConfig(_ dir: TemporaryDirectory, inference: String = "") throws {
+    /// run side by side would compete for its port); `inference` holds extra keys of that section,
+    /// `kafka` librdkafka properties that replace or add to those defaults.
+    static func writeWeightsAndConfig(_ dir: TemporaryDirectory, inference: String = "", kafka: [String: String] = [:]) throws {
         let cfg = UniverSegConfiguration(encoderWidths: [4, 4], decoderWidths: [4], inputSize: 16)
         let model = try UniverSeg.randomlyInitialized(cfg, seed: 3)
         try dir.write("w.safetensors", try SafeTensors.serialize(model.namedTensors, metadata: WeightsFile.metadata(for: cfg)))
+        let properties = ["session.timeout.ms": "6000", "heartbeat.interval.ms": "500", "auto.commit.interval.ms": "200"]
+            .merging(kafka) { _, new in new }
+        let propertiesJSON = String(decoding: try JSONSerialization.data(withJSONObject: properties, options: [.sortedKeys]), as: UTF8.self)
         try dir.write("config.json", Array("""
-            {"kafka": {"properties": {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500",
-                                      "auto.commit.interval.ms": "200"}},
+            {"kafka": {"properties": \(propertiesJSON)},
              "inference": {"drain_timeout_s": 20\(inference.isEmpty ? "" : ", " + inference)},
              "metrics": {"address": "off"}}
             """.utf8))

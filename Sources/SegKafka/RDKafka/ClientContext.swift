@@ -105,6 +105,10 @@ final class ClientContext: Sendable {
 
 /// `rebalance_cb`: performs the (incremental, for COOPERATIVE) assign or unassign synchronously,
 /// as librdkafka requires, and records an event for `KafkaConsumer.drainRebalanceEvents()`.
+///
+/// Newly assigned partitions are resumed: librdkafka keeps a partition's application pause
+/// through a revocation, so a partition paused when it was revoked and later assigned to this
+/// consumer again would otherwise stay paused with nothing fetching it.
 private func rebalanceCallback(
     _ handle: OpaquePointer?, _ err: rd_kafka_resp_err_t,
     _ partitions: UnsafeMutablePointer<rd_kafka_topic_partition_list_t>?, _ opaque: UnsafeMutableRawPointer?
@@ -124,6 +128,12 @@ private func rebalanceCallback(
             if result != RD_KAFKA_RESP_ERR_NO_ERROR {
                 context.record(.failed(.rdKafka(result, "assign")))
                 return
+            }
+        }
+        if let partitions, partitions.pointee.cnt > 0 {
+            let result = rd_kafka_resume_partitions(handle, partitions)
+            if result != RD_KAFKA_RESP_ERR_NO_ERROR {
+                context.record(.failed(.rdKafka(result, "resume assigned partitions")))
             }
         }
         context.record(.assigned(topicPartitions))
