@@ -3,7 +3,8 @@ import SegIO
 
 /// Where the weights come from when a command is given no `--weights`:
 /// 1. `$UNIVERSEG_WEIGHTS`;
-/// 2. `<executable dir>/../share/universeg-worker/universeg-cpu.safetensors` (installed layout);
+/// 2. `<executable dir>/../share/universeg-worker/universeg-cpu.safetensors` (installed layout: /usr/bin and
+///    /usr/share/universeg-worker for the Debian package, /usr/local for install.sh);
 /// 3. `Config/models/universeg-cpu.safetensors` in the source tree this binary was built from.
 enum DefaultWeights {
     static let fileName = "universeg-cpu.safetensors"
@@ -11,8 +12,17 @@ enum DefaultWeights {
     static func candidates() -> [String] {
         var result: [String] = []
         if let env = ProcessInfo.processInfo.environment["UNIVERSEG_WEIGHTS"], !env.isEmpty { result.append(env) }
-        let exe = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath()
-        result.append(exe.deletingLastPathComponent().appendingPathComponent("../share/universeg-worker/\(fileName)").standardizedFileURL.path)
+        // The running executable: /proc/self/exe, which also holds when the binary was started by
+        // name through PATH (argv[0] is then a bare name); argv[0] where /proc is not mounted.
+        var executables: [URL] = []
+        if let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            executables.append(URL(fileURLWithPath: path))
+        }
+        executables.append(URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath())
+        for exe in executables {
+            let path = exe.deletingLastPathComponent().appendingPathComponent("../share/universeg-worker/\(fileName)").standardizedFileURL.path
+            if !result.contains(path) { result.append(path) }
+        }
         // Sources/UniverSegWorker/DefaultWeights.swift -> package root.
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         result.append(root.appendingPathComponent("Config/models/\(fileName)").path)

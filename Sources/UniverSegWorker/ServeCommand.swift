@@ -109,6 +109,18 @@ struct ServeCommand: ParsableCommand {
         let supervisor = Supervisor(worker: worker, notifier: notifier, logger: logger)
         supervisor.start()
         defer { supervisor.stop() }
-        try worker.run()
+        do {
+            try worker.run()
+        } catch where worker.isStopping {
+            // SIGTERM began the stop, but it could not finish acknowledging: results still
+            // undelivered at the producer's flush deadline, or a failed consumer close. Their
+            // requests' offsets are not committed, so they are redelivered (at-least-once). The
+            // units count this status as a clean stop (SuccessExitStatus=).
+            logger.warning("stopped with work not acknowledged; it will be redelivered", metadata: ["error": "\(error)"])
+            throw ExitCode(ServeCommand.stoppedUnacknowledgedStatus)
+        }
     }
+
+    /// Exit status of a stop (SIGTERM) that ended with work not acknowledged: EX_TEMPFAIL.
+    static let stoppedUnacknowledgedStatus: Int32 = 75
 }

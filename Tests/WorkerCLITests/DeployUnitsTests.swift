@@ -141,6 +141,12 @@ enum Deploy {
             with: Data(contentsOf: URL(fileURLWithPath: Deploy.root + "/Config/universeg-worker.json"))) as? [String: Any]
         let drain = try #require(((config?["inference"] as? [String: Any])?["drain_timeout_s"] as? NSNumber)?.doubleValue)
         #expect(stopSeconds >= drain + 15, "TimeoutStopSec=\(stop), drain_timeout_s=\(drain)")
+        // The whole stop: the drain, leaving the group (about 5 s when a rebalance is pending) and
+        // the producer's flush deadline (10 s) end inside TimeoutStopSec, with 5 s to spare.
+        let leaveSeconds = 5.0, flushSeconds = 10.0
+        #expect(drain + leaveSeconds + flushSeconds + 5 <= stopSeconds, "TimeoutStopSec=\(stop), drain_timeout_s=\(drain)")
+        // A stop that ends with work not acknowledged exits 75, which the unit counts as success.
+        #expect(lines.contains("SuccessExitStatus=75"))
     }
 }
 

@@ -128,6 +128,56 @@ struct ServeTests {
         return endpoint
     }
 
+    /// A stop while the broker does not answer (SIGSTOP): a request fetched before, answered after,
+    /// has a result that cannot be delivered by the producer's flush deadline. The worker exits 75
+    /// ("stopped with work not acknowledged"), which the units count as a clean stop
+    /// (SuccessExitStatus=75), instead of a failure; the request's offset stays uncommitted.
+    @Test(.timeLimit(.minutes(4)))
+    func aStopWithUndeliverableResultsExits75() async throws {
+        let (broker, dir) = try await startBrokerAndStore()
+        defer { broker.resume(); broker.stop() }
+        let bootstrap = broker.bootstrapServers
+        let (query, _) = Self.pair(seed: 3)
+        let q64 = Data(try PNGCodec.encodeGray8(query, width: 24, height: 24)).base64EncodedString()
+        // The store fails first, so that the request is fetched but not answered.
+        let port = try LoopbackHTTP.freePort()
+        let failing = Flag()
+        failing.set(true)
+        let server = try Self.serveStore(dir, port: port, failing: failing)
+        defer { server.stop() }
+        let worker = try WorkerHarness.startWorker(dir, bootstrap: bootstrap, group: "stop-unacknowledged",
+                                                   environment: ["UNIVERSEG_INFERENCE_DRAIN_TIMEOUT_S": "2"],
+                                                   store: "http://127.0.0.1:\(port)/sets")
+        let process = worker.process
+        defer { if process.isRunning { process.terminate() } }
+        try await WorkerHarness.send([.init(key: "late-1", value: #"{"request_id":"late-1","support_set":{"id":"blobs"},"image":{"png_base64":"\#(q64)"}}"#)],
+                                     bootstrap: bootstrap)
+        let fetched = ContinuousClock.now + .seconds(90)
+        while !worker.log.contains("dependency down") && ContinuousClock.now < fetched && process.isRunning {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(worker.log.contains("dependency down"), "\(worker.log.suffix(2000))")
+
+        // The broker stops answering; the store comes back; the result has nowhere to go.
+        broker.suspend()
+        failing.set(false)
+        try await Task.sleep(for: .seconds(4))
+        let start = ContinuousClock.now
+        process.terminate()
+        let exited = try await blocking { () -> Int32 in
+            process.waitUntilExit()
+            return process.terminationStatus
+        }
+        let took = ContinuousClock.now - start
+        print("stop with the broker suspended: exit \(exited) after \(took)")
+        #expect(exited == 75, "\(worker.log.suffix(3000))")
+        #expect(worker.log.contains("stopped with work not acknowledged"), "\(worker.log.suffix(3000))")
+        broker.resume()
+        let committed = try await WorkerHarness.committedOffsets(bootstrap: bootstrap, group: "stop-unacknowledged", partitions: 2)
+            .values.filter { $0 > 0 }.reduce(0, +)
+        #expect(committed == 0, "the unacknowledged request's offset must not be committed")
+    }
+
     /// An HTTP-store outage in the middle of a stream of requests: first the store is gone (nothing
     /// listens), then it answers 503, then it is back. Requests sent during the outage wait: no
     /// result, no dead letter, no committed offset; the worker logs the outage once and keeps
