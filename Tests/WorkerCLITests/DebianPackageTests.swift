@@ -16,7 +16,7 @@ import Testing
     }
 
     /// Builds the package into `scratch`; returns its path and the script's result.
-    static func package(_ scratch: Scratch, lintian: Bool) throws -> (deb: String, result: Worker.Result) {
+    static func package(_ scratch: Scratch, lintian: Bool) throws -> (deb: String, result: ProcessResult) {
         var arguments = [script, "--binary", Worker.executable, "--version", version, "--output", scratch.path,
                          "--allow-shared-swift-runtime", "--compress", "gzip"]
         if !lintian { arguments.append("--no-lintian") }

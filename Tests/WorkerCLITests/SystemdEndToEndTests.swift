@@ -1,4 +1,5 @@
 import Foundation
+import SegTesting
 import Testing
 
 /// Scripts/e2e-systemd: the Debian package in a minimal Debian 12 root booted with systemd-nspawn
