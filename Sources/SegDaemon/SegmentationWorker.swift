@@ -109,6 +109,8 @@ public final class SegmentationWorker: @unchecked Sendable {
         /// Replay: partitions still being read.
         var replayOpen: Set<TopicPartition> = []
         var replay = ReplaySummary()
+        /// Every broker is unreachable (librdkafka's _ALL_BROKERS_DOWN), until a broker is up again.
+        var brokersDown = false
     }
 
     public let configuration: WorkerConfiguration
@@ -134,8 +136,8 @@ public final class SegmentationWorker: @unchecked Sendable {
         var consumerConfiguration = consumerConfiguration
         if consumerConfiguration["statistics.interval.ms"] == nil { consumerConfiguration["statistics.interval.ms"] = "5000" }
         if case .replay = mode { consumerConfiguration["enable.partition.eof"] = "true" }
-        self.consumer = try KafkaConsumer(configuration: consumerConfiguration)
-        self.producer = try KafkaProducer(configuration: producerConfiguration)
+        self.consumer = try KafkaConsumer(configuration: consumerConfiguration, logHandler: Self.librdkafkaLog(logger, client: "consumer"))
+        self.producer = try KafkaProducer(configuration: producerConfiguration, logHandler: Self.librdkafkaLog(logger, client: "producer"))
         self.logger = logger
         self.metrics = metrics ?? WorkerMetrics(modelName: processor.weights.name, modelSHA256: processor.weights.sha256)
         self.mode = mode
@@ -165,12 +167,33 @@ public final class SegmentationWorker: @unchecked Sendable {
         }
     }
 
+    /// Whether at least one Kafka broker is reachable (false after librdkafka reported all brokers
+    /// down, until one is up again); `/readyz` and STATUS= say so.
+    public var kafkaReachable: Bool { state.withLock { !$0.brokersDown } }
+
+    /// librdkafka's own log lines through the worker's logger (journald priorities and fields)
+    /// instead of raw `%3|...|FAIL|...` lines on stderr: syslog severities 0-2 critical, 3 error,
+    /// 4 warning, 5 notice, 6 info, 7 debug.
+    static func librdkafkaLog(_ logger: Logger, client: String) -> @Sendable (KafkaLogRecord) -> Void {
+        { record in
+            let level: Logger.Level = switch record.level {
+            case ...2: .critical
+            case 3: .error
+            case 4: .warning
+            case 5: .notice
+            case 6: .info
+            default: .debug
+            }
+            logger.log(level: level, "librdkafka: \(record.message)", metadata: ["kafka_client": "\(client)", "kafka_facility": "\(record.facility)"])
+        }
+    }
+
     /// One line for systemd's STATUS=.
     public var statusLine: String {
         state.withLock { s in
             let lag = s.lag.values.reduce(0, +)
             let c = s.counters
-            return "in flight \(c.inFlight) (running \(s.queue.running)), processed \(c.processed), failed \(c.failed), lag \(lag), paused partitions \(c.pausedPartitions)"
+            return (s.brokersDown ? "Kafka brokers unreachable; " : "") + "in flight \(c.inFlight) (running \(s.queue.running)), processed \(c.processed), failed \(c.failed), lag \(lag), paused partitions \(c.pausedPartitions)"
         }
     }
 
@@ -201,12 +224,18 @@ public final class SegmentationWorker: @unchecked Sendable {
             let now = ContinuousClock.now
             state.withLock { $0.lastPoll = now }
             handleRebalance()
+            handleClientErrors()
             applyBackPressure()
             startQueued()  // a request held back by an outage starts once its retry time has come
             if now >= nextStatistics {
                 nextStatistics = now + .seconds(1)
                 if let stats = consumer.statistics() {
                     state.withLock { $0.lag = stats.consumerLag.filter { $0.key.topic == configuration.requestsTopic } }
+                    switch stats.brokersReachable {
+                    case true?: brokersReachable()
+                    case false?: brokersUnreachable("no broker connection is up")
+                    case nil: break
+                    }
                 }
             }
             if now >= nextSnapshot {
@@ -226,11 +255,14 @@ public final class SegmentationWorker: @unchecked Sendable {
         if let error = message.error {
             if error.code == .partitionEOF {
                 if case .replay = mode { closeReplayRange(message.topicPartition, reason: "end of partition") }
+            } else if error.code == .allBrokersDown {
+                brokersUnreachable("\(error)")
             } else {
                 logger.error("consumer error", metadata: ["error": "\(error)"])
             }
             return
         }
+        brokersReachable()
         let key = OffsetTracker.Key(topic: message.topic, partition: message.partition)
         if case .replay(let plan) = mode {
             guard state.withLock({ $0.replayOpen.contains(message.topicPartition) }) else { return }
@@ -257,6 +289,47 @@ public final class SegmentationWorker: @unchecked Sendable {
             s.counters.inFlight = s.queue.inFlight
         }
         startQueued()
+    }
+
+    /// Client-level errors of both clients (librdkafka's `error_cb`): all brokers down marks a
+    /// broker outage, a fatal error stops the worker with nothing more stored, others are logged.
+    private func handleClientErrors() {
+        for (client, errors) in [("consumer", consumer.drainErrors()), ("producer", producer.drainErrors())] {
+            for error in errors {
+                if error.isFatal {
+                    logger.critical("fatal Kafka client error", metadata: ["kafka_client": "\(client)", "error": "\(error)"])
+                    state.withLock { $0.fatal = "fatal \(client) error: \(error)" }
+                } else if error.code == .allBrokersDown {
+                    brokersUnreachable("\(error)")
+                } else if error.code == .transport {
+                    // librdkafka's own FAIL log line (above, through the logger) already says it.
+                    logger.debug("Kafka client error", metadata: ["kafka_client": "\(client)", "error": "\(error)"])
+                } else {
+                    logger.warning("Kafka client error", metadata: ["kafka_client": "\(client)", "error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    /// Every broker is unreachable (librdkafka's statistics or _ALL_BROKERS_DOWN): one log line,
+    /// then STATUS= and /readyz say so until a broker is back.
+    private func brokersUnreachable(_ why: String) {
+        let changed = state.withLock { s in
+            defer { s.brokersDown = true }
+            return !s.brokersDown
+        }
+        if changed {
+            logger.error("all Kafka brokers unreachable: nothing is fetched or delivered until one is back", metadata: ["why": "\(why)"])
+        }
+    }
+
+    /// A broker answered (a record arrived, or the statistics show one up): ends a broker outage.
+    private func brokersReachable() {
+        let changed = state.withLock { s in
+            defer { s.brokersDown = false }
+            return s.brokersDown
+        }
+        if changed { logger.notice("Kafka brokers reachable again") }
     }
 
     private func closeReplayRange(_ partition: TopicPartition, reason: String) {

@@ -54,7 +54,7 @@ public final class KafkaConsumer: Sendable {
         }
         let context = ClientContext(logHandler: logHandler)
         let pointer = try RDKafkaConfig.makeHandle(RD_KAFKA_CONSUMER, properties: configuration.properties) {
-            context.install(on: $0, rebalance: true)
+            context.install(on: $0, rebalance: true, errors: true)
         }
         // Route the main queue (statistics, errors) to the consumer queue served by poll.
         rd_kafka_poll_set_consumer(pointer)
@@ -110,6 +110,12 @@ public final class KafkaConsumer: Sendable {
     /// Returns and forgets the rebalance events recorded since the last call, oldest first.
     public func drainRebalanceEvents() -> [KafkaRebalanceEvent] {
         context.drainRebalanceEvents()
+    }
+
+    /// Returns and forgets the client-level errors librdkafka reported since the last call
+    /// (`_ALL_BROKERS_DOWN`, `_TRANSPORT`, a fatal error, ...), oldest first; served by `poll`.
+    public func drainErrors() -> [KafkaError] {
+        context.drainErrors()
     }
 
     /// Marks the record at `offset` of `topic`/`partition` as processed.

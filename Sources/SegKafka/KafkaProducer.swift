@@ -53,7 +53,7 @@ public final class KafkaProducer: Sendable {
         configuration["enable.idempotence"] = "true"
         let context = ClientContext(logHandler: logHandler)
         let pointer = try RDKafkaConfig.makeHandle(RD_KAFKA_PRODUCER, properties: configuration.properties) {
-            context.install(on: $0, deliveryReports: true)
+            context.install(on: $0, deliveryReports: true, errors: true)
         }
         self.handle = RDKafkaHandle(pointer: pointer)
         self.context = context
@@ -142,6 +142,12 @@ public final class KafkaProducer: Sendable {
 
     /// Records (and delivery reports) not yet completed.
     public var outstandingCount: Int { Int(rd_kafka_outq_len(handle.pointer)) }
+
+    /// Returns and forgets the client-level errors librdkafka reported since the last call
+    /// (`_ALL_BROKERS_DOWN`, `_TRANSPORT`, a fatal error, ...), oldest first.
+    public func drainErrors() -> [KafkaError] {
+        context.drainErrors()
+    }
 
     /// The latest statistics document, when `statistics.interval.ms` is set.
     public func statistics() -> KafkaStatistics? {

@@ -23,6 +23,12 @@ public struct KafkaStatistics: Sendable {
     /// When librdkafka produced it (`ts`, microseconds on librdkafka's monotonic clock).
     public let timestampMicroseconds: Int64?
     public let partitions: [TopicPartition: Partition]
+    /// Brokers of the cluster (configured or learned; not librdkafka's internal ones) whose
+    /// connection is up (`brokers.*.state == "UP"`); nil when the document lists none.
+    public let brokersUp: Int?
+    /// Whether any broker is reachable: true when one is up, false when none is up and every one
+    /// has been tried (none still in its first `INIT` state), nil when that is not known yet.
+    public let brokersReachable: Bool?
 
     /// Consumer lag of each partition whose lag is known (`consumer_lag` ≥ 0).
     public var consumerLag: [TopicPartition: Int64] {
@@ -51,6 +57,11 @@ public struct KafkaStatistics: Sendable {
             }
         }
         self.partitions = partitions
+        let brokers = (root["brokers"] as? [String: Any] ?? [:]).values.compactMap { $0 as? [String: Any] }
+            .filter { !["internal", "logical"].contains($0["source"] as? String ?? "") }
+        let states = brokers.map { $0["state"] as? String ?? "" }
+        self.brokersUp = brokers.isEmpty ? nil : states.filter { $0 == "UP" }.count
+        self.brokersReachable = states.isEmpty ? nil : states.contains("UP") ? true : states.contains("INIT") ? nil : false
     }
 
     private static func int64(_ value: Any?) -> Int64? {

@@ -76,7 +76,8 @@ struct ServeCommand: ParsableCommand {
                     let healthy = worker?.health().isHealthy ?? true
                     return .init(status: healthy ? 200 : 503, body: healthy ? "ok\n" : "stalled\n")
                 case "/readyz":
-                    let isReady = ready && !(worker?.isStopping ?? false)
+                    // Not ready while stopping or while every Kafka broker is unreachable.
+                    let isReady = ready && !(worker?.isStopping ?? false) && (worker?.kafkaReachable ?? true)
                     return .init(status: isReady ? 200 : 503, body: isReady ? "ready\n" : "not ready\n")
                 default:
                     return .init(status: 404, body: "not found: try /metrics, /healthz, /readyz\n")

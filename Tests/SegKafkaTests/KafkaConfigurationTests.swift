@@ -156,3 +156,18 @@ import Testing
         #expect(KafkaStatistics(json: #"{"topics": [1, 2]}"#).partitions.isEmpty)
     }
 }
+
+@Suite struct KafkaStatisticsBrokerTests {
+    static func document(_ states: [(String, String)]) -> String {
+        let brokers = states.enumerated().map { i, pair in #""b\#(i)": {"source": "\#(pair.0)", "state": "\#(pair.1)"}"# }
+        return #"{"ts": 1, "brokers": {\#(brokers.joined(separator: ", "))}, "topics": {}}"#
+    }
+
+    @Test func reachabilityFollowsTheBrokerStates() {
+        #expect(KafkaStatistics(json: Self.document([("configured", "UP"), ("logical", "INIT")])).brokersReachable == true)
+        #expect(KafkaStatistics(json: Self.document([("configured", "TRY_CONNECT"), ("internal", "UP")])).brokersReachable == false)
+        #expect(KafkaStatistics(json: Self.document([("configured", "INIT")])).brokersReachable == nil, "not tried yet")
+        #expect(KafkaStatistics(json: Self.document([("learned", "DOWN"), ("learned", "UP")])).brokersUp == 1)
+        #expect(KafkaStatistics(json: #"{"ts": 1}"#).brokersReachable == nil)
+    }
+}

@@ -69,8 +69,9 @@ public final class TansuBroker: Sendable {
         }
     }
 
-    /// Starts the broker and waits (up to `timeout`) until it accepts TCP connections.
-    public init(timeout: Duration = .seconds(15)) throws {
+    /// Starts the broker and waits (up to `timeout`) until it accepts TCP connections; on `port`
+    /// when given (a broker that comes up where clients already look for one), else a free one.
+    public init(timeout: Duration = .seconds(15), port requestedPort: Int? = nil) throws {
         guard let binary = Self.binary else { throw Failure.unavailable(Self.skipReasonText) }
         // Debian's librdkafka 2.0.2 cannot parse Tansu's ApiVersions reply; 2.16 can.
         guard librdkafkaVersionNumber >= 0x0210_0000 else {
@@ -79,8 +80,8 @@ public final class TansuBroker: Sendable {
                 "LD_LIBRARY_PATH (source Scripts/lib/kafka-runtime.sh && ensure_kafka_runtime)")
         }
         var lastError = "no attempt"
-        for _ in 0..<3 {
-            let port = try Self.freeLoopbackPort()
+        for _ in 0..<(requestedPort == nil ? 3 : 1) {
+            let port = try requestedPort ?? Self.freeLoopbackPort()
             let logPath = NSTemporaryDirectory() + "tansu-\(port)-\(UUID().uuidString.prefix(8)).log"
             _ = FileManager.default.createFile(atPath: logPath, contents: nil)
             guard let log = FileHandle(forWritingAtPath: logPath) else {
@@ -120,8 +121,8 @@ public final class TansuBroker: Sendable {
     deinit { stop() }
 
     /// Starts a broker on a Dispatch thread (the Swift cooperative pool must not block).
-    public static func start() async throws -> TansuBroker {
-        try await blocking { try TansuBroker() }
+    public static func start(port: Int? = nil) async throws -> TansuBroker {
+        try await blocking { try TansuBroker(port: port) }
     }
 
     /// Kills the broker and waits for it to exit. Idempotent.

@@ -146,6 +146,49 @@ struct OperationsIntegrationTests {
     /// READY=1 only after warm-up and subscription, WATCHDOG=1 pings after it, STATUS lines with
     /// the counters, STOPPING=1 at SIGTERM; /readyz, /healthz and /metrics answer; a request
     /// shows up in the metrics and as a record on the metrics topic.
+    /// No broker at start (nothing listens at the bootstrap address): the worker starts anyway,
+    /// says once that every broker is unreachable, /readyz answers 503 and STATUS= says so;
+    /// librdkafka's own messages come through the worker's log format (no raw `%3|...` lines).
+    /// When a broker comes up at that address, a request is answered, the log marks the brokers'
+    /// return and /readyz is 200 again.
+    @Test(.timeLimit(.minutes(4)))
+    func brokersDownAtStartAreReportedAndTheWorkerServesOnceTheyAreBack() async throws {
+        let dir = try TemporaryDirectory()
+        try Self.writeStore(dir, entries: 4)
+        try WorkerHarness.writeWeightsAndConfig(dir)
+        let brokerPort = try Self.freePort()
+        let bootstrap = "127.0.0.1:\(brokerPort)"
+        let (notify, worker, port) = try Self.startNotified(dir, bootstrap: bootstrap, group: "late-broker", watchdogMicroseconds: 400_000)
+        defer { notify.stop() }
+        defer { if worker.process.isRunning { worker.process.terminate() } }
+        #expect(try await notify.wait(for: "READY=1", seconds: 60), "start-up must not wait for Kafka: \(worker.log)")
+        let deadline = ContinuousClock.now + .seconds(60)
+        while !worker.log.contains("all Kafka brokers unreachable") && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(worker.log.components(separatedBy: "all Kafka brokers unreachable").count == 2, "said once: \(worker.log.suffix(3000))")
+        #expect(Self.get(port: port, "/readyz")?.status == 503)
+        let statusDeadline = ContinuousClock.now + .seconds(30)
+        while !notify.assignments.contains(where: { $0.hasPrefix("STATUS=Kafka brokers unreachable") }) && ContinuousClock.now < statusDeadline {
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(notify.assignments.contains { $0.hasPrefix("STATUS=Kafka brokers unreachable") }, "\(notify.assignments.suffix(5))")
+        #expect(worker.process.isRunning)
+        #expect(!worker.log.contains("%3|") && !worker.log.contains("%4|"), "raw librdkafka lines: \(worker.log.suffix(3000))")
+        #expect(worker.log.contains("kafka_facility="), "\(worker.log.suffix(3000))")
+
+        let broker = try await TansuBroker.start(port: brokerPort)
+        defer { broker.stop() }
+        try await WorkerHarness.createTopics(bootstrap)
+        try await Self.produce(bootstrap, [("late-1", try Self.request(id: "late-1", seed: 1))])
+        let results = try await Self.read(bootstrap, topics: ["universeg.results"], seconds: 120) { $0.count >= 1 }
+        #expect(results.count == 1, "\(worker.log.suffix(3000))")
+        #expect(results.first.map { Self.json($0)["status"] as? String } == "ok")
+        #expect(worker.log.contains("Kafka brokers reachable again"), "\(worker.log.suffix(3000))")
+        #expect(Self.get(port: port, "/readyz")?.status == 200)
+        #expect(try await Self.terminate(worker) == 0, "\(worker.log.suffix(2000))")
+    }
+
     @Test(.timeLimit(.minutes(3)))
     func notifySocketProbesAndMetricsFollowTheWorkersLife() async throws {
         let broker = try await TansuBroker.start()

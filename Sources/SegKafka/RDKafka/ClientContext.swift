@@ -25,6 +25,10 @@ final class ClientContext: Sendable {
     let logHandler: (@Sendable (KafkaLogRecord) -> Void)?
     private let rebalanceEvents = Mutex<[KafkaRebalanceEvent]>([])
     private let statisticsJSON = Mutex<String?>(nil)
+    /// Client-level errors (`error_cb`: all brokers down, transport, fatal), oldest first.
+    private let clientErrors = Mutex<[KafkaError]>([])
+    /// The most client errors kept for `drainErrors()`; older ones are dropped.
+    static let errorLimit = 256
     let deliveries = Mutex(DeliveryRegistry())
 
     init(logHandler: (@Sendable (KafkaLogRecord) -> Void)?) {
@@ -39,8 +43,9 @@ final class ClientContext: Sendable {
     }
 
     /// Sets the opaque and the callbacks a client needs on `conf`.
-    func install(on conf: OpaquePointer, rebalance: Bool = false, deliveryReports: Bool = false) {
+    func install(on conf: OpaquePointer, rebalance: Bool = false, deliveryReports: Bool = false, errors: Bool = false) {
         rd_kafka_conf_set_opaque(conf, opaque)
+        if errors { rd_kafka_conf_set_error_cb(conf, errorCallback) }
         rd_kafka_conf_set_stats_cb(conf, statisticsCallback)
         if logHandler != nil { rd_kafka_conf_set_log_cb(conf, logCallback) }
         if rebalance { rd_kafka_conf_set_rebalance_cb(conf, rebalanceCallback) }
@@ -60,6 +65,22 @@ final class ClientContext: Sendable {
         rebalanceEvents.withLock { events in
             defer { events.removeAll() }
             return events
+        }
+    }
+
+    // MARK: Client errors
+
+    func record(_ error: KafkaError) {
+        clientErrors.withLock { errors in
+            errors.append(error)
+            if errors.count > Self.errorLimit { errors.removeFirst(errors.count - Self.errorLimit) }
+        }
+    }
+
+    func drainErrors() -> [KafkaError] {
+        clientErrors.withLock { errors in
+            defer { errors.removeAll() }
+            return errors
         }
     }
 
@@ -161,6 +182,18 @@ private func statisticsCallback(
     guard let json, let context = ClientContext.from(opaque) else { return 0 }
     context.storeStatistics(String(decoding: UnsafeRawBufferPointer(start: json, count: length), as: UTF8.self))
     return 0
+}
+
+/// `error_cb`: client-level errors (e.g. `_ALL_BROKERS_DOWN`, `_TRANSPORT`, `_FATAL`), queued for
+/// `drainErrors()`. Without it librdkafka only logs them.
+private func errorCallback(_ handle: OpaquePointer?, _ err: Int32, _ reason: UnsafePointer<CChar>?, _ opaque: UnsafeMutableRawPointer?) {
+    guard let context = ClientContext.from(opaque) else { return }
+    let code = rd_kafka_resp_err_t(rawValue: err)
+    if code == RD_KAFKA_RESP_ERR__FATAL, let handle, let fatal = KafkaError.fatalError(of: handle) {
+        context.record(fatal)
+    } else {
+        context.record(.rdKafka(code, decodeCString(reason)))
+    }
 }
 
 /// `log_cb`: runs on librdkafka's internal threads; forwards to the client's log handler.
