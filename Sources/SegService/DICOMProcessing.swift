@@ -42,14 +42,23 @@ extension RequestProcessor {
     func processDICOM(_ request: SegmentationRequest, set: LoadedSupportSet, version: String,
                       ensemble: EnsembleOptions, session: InferenceSession) throws -> DICOMOutcome {
         let limits = dicom.limits
-        var instances: [DICOMInstance] = []
+        // Where the SEG goes, checked before anything is fetched or computed.
         var sourceServer: String?
+        if case .dicomweb(let reference) = request.image { sourceServer = reference.server }
+        let target = request.output.dicomwebServer ?? sourceServer
+        if request.output.stow == true && target == nil {
+            throw ServiceError(.invalidRequest, "output.stow is true but there is no DICOMweb server to store on (set output.dicomweb_server)")
+        }
+        let storeClient = try target.flatMap { name in
+            request.output.stow == false ? nil
+                : try dicomClient(name, field: request.output.dicomwebServer != nil ? "output.dicomweb_server" : "image.dicomweb.server")
+        }
+        var instances: [DICOMInstance] = []
         switch request.image {
         case .dicom(let bytes):
             instances = [try DICOMSegmenting.parse(bytes, limits: limits)]
         case .dicomweb(let reference):
             let client = try dicomClient(reference.server, field: "image.dicomweb.server")
-            sourceServer = reference.server
             let uids = try reference.instanceUIDs ?? Self.web(reference.server) {
                 try client.instanceUIDs(study: reference.studyUID, series: reference.seriesUID, limit: limits.maxFrames)
             }
@@ -106,16 +115,11 @@ extension RequestProcessor {
         let written = try DICOMSegmenting.writeSEG(sources: instances, masks: masks, description: description)
         var seg = SegmentationResult.DICOMSeg(server: nil, studyUID: written.studyInstanceUID, seriesUID: written.seriesInstanceUID,
                                               sopInstanceUID: written.sopInstanceUID, frames: written.frames, retrieveURL: nil, base64: nil)
-        let target = request.output.dicomwebServer ?? sourceServer
-        if request.output.stow != false, let target {
-            let client = try dicomClient(target, field: request.output.dicomwebServer != nil ? "output.dicomweb_server" : "image.dicomweb.server")
-            let receipt = try Self.web(target) { try client.store(study: written.studyInstanceUID, instance: written.bytes) }
+        if let storeClient, let target {
+            let receipt = try Self.web(target) { try storeClient.store(study: written.studyInstanceUID, instance: written.bytes) }
             seg.server = target
             seg.retrieveURL = receipt.retrieveURL
         } else {
-            if request.output.stow == true {
-                throw ServiceError(.invalidRequest, "output.stow is true but there is no DICOMweb server to store on (set output.dicomweb_server)")
-            }
             guard written.bytes.count <= Self.maxInlineSEGBytes else {
                 throw ServiceError(.dicomTooLarge, "the SEG is \(written.bytes.count) bytes, above the \(Self.maxInlineSEGBytes) a result can carry; store it on a DICOMweb server instead")
             }
