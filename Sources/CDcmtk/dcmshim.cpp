@@ -222,15 +222,22 @@ struct dcmshim_image {
 
 namespace {
 
-int32_t openImage(const uint8_t *bytes, size_t length, const dcmshim_limits *limitsIn, dcmshim_image *img,
-                  dcmshim_error *error) {
-    Limits limits = readLimits(limitsIn);
+/// Parses one Part-10 object from memory into `file` after the size checks every reader needs;
+/// DCMSHIM_OK (0) or the error code.
+int32_t parseInstance(const uint8_t *bytes, size_t length, const Limits &limits, DcmFileFormat &file, dcmshim_error *error) {
     if (length == 0) return fail(error, DCMSHIM_INVALID, "empty input");
     if ((int64_t)length > limits.maxInstanceBytes)
         return fail(error, DCMSHIM_TOO_LARGE, "instance of %zu bytes exceeds the limit of %lld bytes", length,
                     (long long)limits.maxInstanceBytes);
-    OFCondition cond = parseBuffer(bytes, length, img->file);
+    OFCondition cond = parseBuffer(bytes, length, file);
     if (cond.bad()) return fail(error, DCMSHIM_INVALID, "not a readable DICOM object (%s)", cond.text());
+    return DCMSHIM_OK;
+}
+
+int32_t openImage(const uint8_t *bytes, size_t length, const dcmshim_limits *limitsIn, dcmshim_image *img,
+                  dcmshim_error *error) {
+    Limits limits = readLimits(limitsIn);
+    if (int32_t rc = parseInstance(bytes, length, limits, img->file, error)) return rc;
     DcmDataset *ds = img->file.getDataset();
     img->dataset = ds;
     dcmshim_info &info = img->info;
@@ -831,12 +838,7 @@ namespace {
 int32_t openSegmentation(const uint8_t *bytes, size_t length, const dcmshim_limits *limitsIn, dcmshim_seg *seg,
                          dcmshim_error *error) {
     Limits limits = readLimits(limitsIn);
-    if (length == 0) return fail(error, DCMSHIM_INVALID, "empty input");
-    if ((int64_t)length > limits.maxInstanceBytes)
-        return fail(error, DCMSHIM_TOO_LARGE, "instance of %zu bytes exceeds the limit of %lld bytes", length,
-                    (long long)limits.maxInstanceBytes);
-    OFCondition cond = parseBuffer(bytes, length, seg->file);
-    if (cond.bad()) return fail(error, DCMSHIM_INVALID, "not a readable DICOM object (%s)", cond.text());
+    if (int32_t rc = parseInstance(bytes, length, limits, seg->file, error)) return rc;
     DcmDataset *ds = seg->file.getDataset();
     seg->dataset = ds;
     OFString value;

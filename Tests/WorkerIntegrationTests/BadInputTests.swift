@@ -223,13 +223,7 @@ struct BadInputTests {
         // The group's committed offsets reach the end of every partition.
         var end: [Int32: Int64] = [0: 0, 1: 0]
         for s in sent { end[s.partition] = max(end[s.partition] ?? 0, s.offset + 1) }
-        var committed: [Int32: Int64] = [:]
-        let commitDeadline = Date().addingTimeInterval(30)
-        while Date() < commitDeadline {
-            committed = try await WorkerHarness.committedOffsets(bootstrap: bootstrap, group: group, partitions: 2)
-            if end.allSatisfy({ committed[$0.key] == $0.value }) { break }
-            try await Task.sleep(for: .milliseconds(300))
-        }
+        let committed = try await WorkerHarness.committedOffsets(bootstrap: bootstrap, group: group, reaching: end)
         #expect(end.allSatisfy { committed[$0.key] == $0.value }, "committed \(committed), end offsets \(end)")
 
         // SIGTERM: drained, exit 0.

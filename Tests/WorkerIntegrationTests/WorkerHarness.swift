@@ -122,6 +122,20 @@ enum WorkerHarness {
         }
     }
 
+    /// Polls (up to `seconds`) until the group's committed offsets reach `end` (partition -> the
+    /// offset after its last record); returns the committed offsets last seen.
+    static func committedOffsets(bootstrap: String, group: String, reaching end: [Int32: Int64],
+                                 seconds: Double = 30) async throws -> [Int32: Int64] {
+        var committed: [Int32: Int64] = [:]
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            committed = try await committedOffsets(bootstrap: bootstrap, group: group, partitions: end.count)
+            if end.allSatisfy({ committed[$0.key] == $0.value }) { break }
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        return committed
+    }
+
     /// The group's committed offsets of the request partitions.
     static func committedOffsets(bootstrap: String, group: String, partitions: Int) async throws -> [Int32: Int64] {
         try await blocking {
