@@ -82,6 +82,55 @@ public enum Platform {
         return required.filter { !flags.contains($0) }
     }
 
+    /// The cores OpenBLAS (DYNAMIC_ARCH) falls back to on a CPU model it does not know: generic
+    /// SSE-era kernels. Debian's OpenBLAS 0.3.21 picks "Prescott" on an Intel Xeon of family 6,
+    /// model 207, where its AVX-512 core runs the v1 network 2.7x faster (bench, N=16, 2 threads:
+    /// 594 ms Prescott, 222 ms Cooperlake).
+    static let genericOpenBLASCores: Set<String> = [
+        "prescott", "katmai", "coppermine", "northwood", "banias", "core2", "penryn", "dunnington", "nehalem", "atom",
+    ]
+
+    /// The fastest OpenBLAS core this CPU can run, from the `flags` line of /proc/cpuinfo:
+    /// Cooperlake (AVX-512 with BF16), SkylakeX (AVX-512 F/CD/BW/DQ/VL), Haswell (AVX2 + FMA), or nil.
+    public static func openBLASCore(cpuinfo text: String) -> String? {
+        let avx512 = ["avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"]
+        if missingFeatures(avx512 + ["avx512_bf16"], cpuinfo: text).isEmpty, hasFlags(text) { return "Cooperlake" }
+        if missingFeatures(avx512, cpuinfo: text).isEmpty, hasFlags(text) { return "SkylakeX" }
+        if missingFeatures(["avx2", "fma"], cpuinfo: text).isEmpty, hasFlags(text) { return "Haswell" }
+        return nil
+    }
+
+    private static func hasFlags(_ text: String) -> Bool { text.split(separator: "\n").contains { $0.hasPrefix("flags") } }
+
+    /// The OPENBLAS_CORETYPE to restart with, or nil: only when nobody chose one (the variable is
+    /// unset and this is not already the restarted process), OpenBLAS fell back to a generic core,
+    /// and the CPU can run a better one. OpenBLAS reads the variable once, when it is loaded.
+    public static func betterOpenBLASCore(environment: [String: String], loadedCore: String, cpuinfo: String) -> String? {
+        guard environment["OPENBLAS_CORETYPE"] == nil, environment[openBLASRestartMarker] == nil,
+              genericOpenBLASCores.contains(loadedCore.lowercased()) else { return nil }
+        return openBLASCore(cpuinfo: cpuinfo)
+    }
+
+    /// Set in the environment of the restarted process, so that it never restarts again.
+    public static let openBLASRestartMarker = "UNIVERSEG_OPENBLAS_CORE_CHOSEN"
+
+    /// Opt-in switch of the automatic core choice (`UNIVERSEG_OPENBLAS_AUTOCORE=1`).
+    public static let openBLASAutoCoreSwitch = "UNIVERSEG_OPENBLAS_AUTOCORE"
+
+    /// With `UNIVERSEG_OPENBLAS_AUTOCORE=1`: restarts this process (same PID, arguments and
+    /// environment, plus OPENBLAS_CORETYPE) when `betterOpenBLASCore` names a core; returns only
+    /// when no restart is needed or exec failed. Call first thing in main, before any thread starts.
+    public static func restartWithBetterOpenBLASCoreIfNeeded() {
+        let environment = ProcessInfo.processInfo.environment
+        guard environment[openBLASAutoCoreSwitch] == "1", let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let core = betterOpenBLASCore(environment: environment, loadedCore: BLAS.coreName, cpuinfo: cpuinfo) else { return }
+        setenv("OPENBLAS_CORETYPE", core, 1)
+        setenv(openBLASRestartMarker, BLAS.coreName, 1)
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        // exec failed: carry on with OpenBLAS's own choice.
+        unsetenv("OPENBLAS_CORETYPE")
+    }
+
     /// Peak resident set size of this process (VmHWM), in bytes; nil where /proc is unavailable.
     public static var peakResidentBytes: Int? { statusField("VmHWM:") }
 

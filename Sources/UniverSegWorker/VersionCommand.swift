@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import SegPlatform
 
 struct VersionCommand: ParsableCommand {
@@ -10,6 +11,12 @@ struct VersionCommand: ParsableCommand {
         print("librdkafka \(Platform.rdkafkaVersion)")
         print("libpng \(Platform.libpngVersion)")
         print("OpenBLAS \(Platform.openBLAS)")
+        let environment = ProcessInfo.processInfo.environment
+        if let fallback = environment[Platform.openBLASRestartMarker], let core = environment["OPENBLAS_CORETYPE"] {
+            print("OpenBLAS core: \(core), chosen by universeg-worker (OpenBLAS picked \(fallback), a generic core, for this CPU)")
+        } else if let core = environment["OPENBLAS_CORETYPE"] {
+            print("OpenBLAS core: OPENBLAS_CORETYPE=\(core) from the environment")
+        }
         let features = Platform.kernelCPUFeatures
         print("kernels: \(features.isEmpty ? "baseline instruction set (portable build)" : "compiled for " + features.joined(separator: "+").uppercased())")
         print("cores usable: \(Platform.availableCores) (affinity mask, of \(Platform.onlineCores) online)")

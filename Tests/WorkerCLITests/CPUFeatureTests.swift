@@ -16,6 +16,42 @@ import SegTesting
         #expect(Platform.missingFeatures(["fma"], cpuinfo: "flags\t: avx512fma\n") == ["fma"])
     }
 
+    @Test func theBestOpenBLASCoreFollowsTheFlags() {
+        let sapphire = "flags\t: fpu avx2 fma avx512f avx512cd avx512bw avx512dq avx512vl avx512_bf16\n"
+        #expect(Platform.openBLASCore(cpuinfo: sapphire) == "Cooperlake")
+        let skylake = "flags\t: fpu avx2 fma avx512f avx512cd avx512bw avx512dq avx512vl\n"
+        #expect(Platform.openBLASCore(cpuinfo: skylake) == "SkylakeX")
+        #expect(Platform.openBLASCore(cpuinfo: "flags\t: fpu avx2 fma avx512f\n") == "Haswell", "AVX-512F alone is not SkylakeX")
+        #expect(Platform.openBLASCore(cpuinfo: "flags\t: fpu sse4_2 avx\n") == nil)
+        #expect(Platform.openBLASCore(cpuinfo: "model name\t: no flags line\n") == nil)
+    }
+
+    @Test func aRestartIsChosenOnlyForAGenericCoreAndOnlyOnce() {
+        let avx2 = "flags\t: fpu avx2 fma\n"
+        #expect(Platform.betterOpenBLASCore(environment: [:], loadedCore: "Prescott", cpuinfo: avx2) == "Haswell")
+        #expect(Platform.betterOpenBLASCore(environment: [:], loadedCore: "Haswell", cpuinfo: avx2) == nil, "OpenBLAS knew the CPU")
+        #expect(Platform.betterOpenBLASCore(environment: [:], loadedCore: "Zen", cpuinfo: avx2) == nil)
+        #expect(Platform.betterOpenBLASCore(environment: ["OPENBLAS_CORETYPE": "Prescott"], loadedCore: "Prescott", cpuinfo: avx2) == nil,
+                "a user's choice is kept")
+        #expect(Platform.betterOpenBLASCore(environment: [Platform.openBLASRestartMarker: "Prescott"], loadedCore: "Prescott",
+                                            cpuinfo: avx2) == nil, "never a second restart")
+        #expect(Platform.betterOpenBLASCore(environment: [:], loadedCore: "Prescott", cpuinfo: "flags\t: fpu sse2\n") == nil)
+    }
+
+    /// The binary with UNIVERSEG_OPENBLAS_AUTOCORE=1 and without OPENBLAS_CORETYPE: on a CPU with
+    /// AVX2 it never runs on a generic core (OpenBLAS's own choice when it knows the CPU, else the
+    /// restart's).
+    @Test func theBinaryNeverRunsAGenericCoreWhereABetterOneExists() throws {
+        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        guard Platform.openBLASCore(cpuinfo: cpuinfo) != nil else { return }  // nothing better on this CPU
+        let r = try runToCompletion("/usr/bin/env", ["-u", "OPENBLAS_CORETYPE", "-u", Platform.openBLASRestartMarker,
+                                                     "\(Platform.openBLASAutoCoreSwitch)=1", Worker.executable, "version"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let line = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("OpenBLAS ") && $0.contains("(core ") })
+        let core = String(line[line.range(of: "(core ")!.upperBound...].dropLast())
+        #expect(!["prescott", "core2", "nehalem", "katmai", "atom"].contains(core.lowercased()), "\(r.stdout)")
+    }
+
     @Test func thisMachineRunsThisBuildsKernels() {
         // The tests run the kernels, so the machine that runs them must have what they need.
         #expect(Platform.missingKernelCPUFeatures().isEmpty)

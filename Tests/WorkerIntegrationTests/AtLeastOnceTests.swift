@@ -18,25 +18,25 @@ struct AtLeastOnceTests {
         defer { broker.resume(); broker.stop() }
         let bootstrap = broker.bootstrapServers
         let dir = try TemporaryDirectory()
-        try Ops.writeStore(dir, entries: 64)
-        // v1 network, four passes of N=48: inference takes long enough to freeze the broker while it runs.
-        let model = try UniverSeg.randomlyInitialized(.v1, seed: 5)
-        try WorkerHarness.writeWeightsAndConfig(dir, inference: "")  // config.json (short Kafka timeouts)
-        try dir.write("w.safetensors", try SafeTensors.serialize(model.namedTensors, metadata: WeightsFile.metadata(for: .v1)))
+        try Ops.writeStore(dir, entries: 8)
+        try WorkerHarness.writeWeightsAndConfig(dir, inference: "")  // small weights, short Kafka timeouts
         try await WorkerHarness.createTopics(bootstrap, requestPartitions: 1)
         let port = try Ops.freePort()
-        let first = try Ops.startServe(dir, bootstrap: bootstrap, group: "ack", metricsPort: port)
+        // Inference lasts 5 s by construction (the test-only hook), on any machine: time to see the
+        // request in flight and freeze the broker before its result is produced.
+        let first = try Ops.startServe(dir, bootstrap: bootstrap, group: "ack", metricsPort: port,
+                                       environment: ["UNIVERSEG_TEST_MIN_INFERENCE_MS": "5000"])
         defer { if first.process.isRunning { kill(first.process.processIdentifier, SIGKILL) } }
         try await waitUntil(seconds: 90) { Ops.get(port: port, "/readyz")?.status == 200 }
 
-        try await Ops.produce(bootstrap, [("ack-1", try Ops.request(id: "ack-1", seed: 2, options: #"{"support_size":48,"ensemble":4}"#))])
+        try await Ops.produce(bootstrap, [("ack-1", try Ops.request(id: "ack-1", seed: 2, options: #"{"support_size":8}"#))])
         // The request is taken (in flight) -> freeze the broker before inference ends.
-        try await waitUntil(seconds: 60) {
+        try await waitUntil(seconds: 60, "the request in flight", log: { first.log }) {
             Ops.get(port: port, "/metrics")?.body.contains("universeg_in_flight_requests 1") ?? false
         }
         broker.suspend()
         // Inference finishes and the result is handed to the producer: it cannot be acknowledged.
-        try await waitUntil(seconds: 60) { first.log.contains("request ok") }
+        try await waitUntil(seconds: 60, "the first worker's result", log: { first.log }) { first.log.contains("request ok") }
         try await Task.sleep(for: .seconds(1))
         #expect(!first.log.contains("stopped"))
         kill(first.process.processIdentifier, SIGKILL)
@@ -60,11 +60,12 @@ struct AtLeastOnceTests {
         #expect(after[0] == 1, "\(after)")
     }
 
-    func waitUntil(seconds: Double, _ condition: @escaping @Sendable () -> Bool) async throws {
+    func waitUntil(seconds: Double, _ what: String = "", log: @escaping @Sendable () -> String = { "" },
+                   _ condition: @escaping @Sendable () -> Bool) async throws {
         let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
         while !condition() {
             guard ContinuousClock.now < deadline else {
-                Issue.record("condition not met within \(seconds) s")
+                Issue.record("\(what): not within \(seconds) s\n\(log().suffix(3000))")
                 throw CancellationError()
             }
             try await Task.sleep(for: .milliseconds(50))
