@@ -126,7 +126,7 @@ let package = Package(
         ),
 
         // MARK: Tests (run optimized: `swift test -c release -Xswiftc -enable-testing`)
-        .target(name: "SegTesting", dependencies: ["SegModel", "SegKafka"], path: "Tests/SegTesting", swiftSettings: swiftSettings),
+        .target(name: "SegTesting", dependencies: ["SegModel", "SegKafka", "SegIO"], path: "Tests/SegTesting", swiftSettings: swiftSettings),
         .testTarget(name: "SegKernelsTests", dependencies: ["SegKernels", "SegTesting"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SegModelTests", dependencies: ["SegModel", "SegIO", "SegKernels", "SegTesting"],

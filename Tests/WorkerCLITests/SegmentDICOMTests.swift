@@ -3,63 +3,15 @@ import SegIO
 import SegTesting
 import Testing
 
-/// Command-line DICOM helpers: the integration fixture series (pydicom) and the tools that check SEGs.
+/// Command-line DICOM helpers: the tools that check SEGs (the fixtures are SegTesting's DiskFixture).
 enum CLIDICOM {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     static let hasPython: Bool = (try? run("/usr/bin/env", ["python3", "-c", "import pydicom, highdicom, numpy"]).status) == 0
     static let hasDciodvfy = FileManager.default.isExecutableFile(atPath: "/usr/bin/dciodvfy")
 
-    struct Series: Decodable {
-        let study: String
-        let series: String
-        let instances: [String]
-        let paths: [String]
-    }
-
-    /// Tests/WorkerIntegrationTests/Fixtures/dicom/make_series.py: 4 CT slices, 64x64, 200 in a disk, 40 elsewhere.
-    static func makeSeries(_ dir: TemporaryDirectory) throws -> Series {
-        let script = repository.path + "/Tests/WorkerIntegrationTests/Fixtures/dicom/make_series.py"
-        let result = try run("/usr/bin/env", ["python3", script, dir.path + "/series"])
-        guard result.status == 0 else { throw CLIError(result.stderr) }
-        return try JSONDecoder().decode(Series.self, from: Data(result.stdout.utf8))
-    }
-
-    /// Slice k of that series as 8-bit pixels (the same values).
-    static func slice(_ k: Int) -> [UInt8] {
-        var pixels = [UInt8](repeating: 40, count: 64 * 64)
-        for r in 0..<64 { for c in 0..<64 {
-            let dr = r - 20 - 6 * k, dc = c - 24 - 4 * k
-            if dr * dr + dc * dc < 100 { pixels[r * 64 + c] = 200 }
-        } }
-        return pixels
-    }
-
-    /// A support set directory "disks" (label "disk"): bright disks on a dark background, 64x64 PNGs.
-    static func writeSupportSet(_ dir: TemporaryDirectory, at relative: String, window: String? = nil) throws {
-        var entries: [String] = []
-        for i in 0..<4 {
-            var image = [UInt8](repeating: 40, count: 64 * 64), label = [UInt8](repeating: 0, count: 64 * 64)
-            for r in 0..<64 { for c in 0..<64 {
-                let dr = r - 16 - 8 * i, dc = c - 40 + 5 * i
-                if dr * dr + dc * dc < 100 { image[r * 64 + c] = 200; label[r * 64 + c] = 255 }
-            } }
-            try dir.write("\(relative)/images/\(i).png", try PNGCodec.encodeGray8(image, width: 64, height: 64))
-            try dir.write("\(relative)/labels/\(i).png", try PNGCodec.encodeGray8(label, width: 64, height: 64))
-            entries.append(#"{"image":"images/\#(i).png","label":"labels/\#(i).png"}"#)
-        }
-        let windowField = window.map { #","window":\#($0)"# } ?? ""
-        try dir.write("\(relative)/support.json",
-                      Array(#"{"name":"disks","version":"1","label":"disk"\#(windowField),"entries":[\#(entries.joined(separator: ","))]}"#.utf8))
-    }
-
     static func run(_ executable: String, _ arguments: [String]) throws -> ProcessResult {
         try runToCompletion(executable, arguments)
-    }
-
-    struct CLIError: Error, CustomStringConvertible {
-        let description: String
-        init(_ text: String) { description = text }
     }
 }
 
@@ -74,11 +26,11 @@ struct SegmentDICOMTests {
     @Test func dicomInputsGiveThePNGMaskAndAValidSEG() throws {
         let s = try Scratch()
         try makeInputs(s)
-        try CLIDICOM.writeSupportSet(s, at: "disks")
-        let series = try CLIDICOM.makeSeries(s)
+        try DiskFixture.writeSupportSet(s, at: "disks")
+        let series = try DiskFixture.makeSeries(in: s)
         try FileManager.default.copyItem(atPath: series.paths[1], toPath: s.path + "/ct1.dcm")
         try FileManager.default.copyItem(atPath: series.paths[2], toPath: s.path + "/noext")
-        for k in [1, 2] { try s.write("png\(k).png", try PNGCodec.encodeGray8(CLIDICOM.slice(k), width: 64, height: 64)) }
+        for k in [1, 2] { try s.write("png\(k).png", try PNGCodec.encodeGray8(DiskFixture.slice(k), width: 64, height: 64)) }
         let r = try Worker.run(["segment", "--weights", s.path + "/w.safetensors", "--support", s.path + "/disks",
                                 "--out", s.path + "/out", s.path + "/ct1.dcm", s.path + "/noext", s.path + "/png1.png", s.path + "/png2.png"])
         #expect(r.status == 0, "\(r.stderr)")
@@ -131,9 +83,9 @@ struct SegmentDICOMTests {
     @Test func brokenDICOMFailsBeforeWritingAnything() throws {
         let s = try Scratch()
         try makeInputs(s)
-        try CLIDICOM.writeSupportSet(s, at: "disks", window: #"{"center":120,"width":200}"#)
+        try DiskFixture.writeSupportSet(s, at: "disks", window: #"{"center":120,"width":200}"#)
         try s.write("broken.dcm", [UInt8](repeating: 0, count: 128) + Array("DICM".utf8) + [0x02, 0x00, 0x10, 0x00, 0x55, 0x49, 0xff, 0xff])
-        try s.write("png1.png", try PNGCodec.encodeGray8(CLIDICOM.slice(1), width: 64, height: 64))
+        try s.write("png1.png", try PNGCodec.encodeGray8(DiskFixture.slice(1), width: 64, height: 64))
         let r = try Worker.run(["segment", "--weights", s.path + "/w.safetensors", "--support", s.path + "/disks",
                                 "--out", s.path + "/out", s.path + "/png1.png", s.path + "/broken.dcm"])
         #expect(r.status != 0)
@@ -142,7 +94,7 @@ struct SegmentDICOMTests {
         #expect(!FileManager.default.fileExists(atPath: s.path + "/out"))
 
         // A support set with a window: a valid object segments, with a SEG.
-        let series = try CLIDICOM.makeSeries(s)
+        let series = try DiskFixture.makeSeries(in: s)
         let ok = try Worker.run(["segment", "--weights", s.path + "/w.safetensors", "--support", s.path + "/disks",
                                  "--out", s.path + "/out2", series.paths[0]])
         #expect(ok.status == 0, "\(ok.stderr)")

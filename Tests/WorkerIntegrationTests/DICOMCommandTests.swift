@@ -66,7 +66,7 @@ struct DICOMCommandTests {
         defer { pacs.stop() }
         let dir = try TemporaryDirectory()
         try DICOMServeTests.writeSupportSet(dir)  // store/disks/1 and LATEST = 1
-        let series = try DICOMServeTests.makeSeries(dir)
+        let series = try DiskFixture.makeSeries(in: dir)
         let made = try DICOMServeTests.run("/usr/bin/env", ["python3", DICOMServeTests.repository.path + "/Tests/WorkerIntegrationTests/Fixtures/dicom/make_seg.py",
                                                              dir.path + "/seg.dcm"] + series.paths)
         #expect(made.status == 0, "\(made.stderr)")
@@ -87,7 +87,7 @@ struct DICOMCommandTests {
         for (entry, k) in zip(set.manifest.entries, [3, 2, 1, 0]) {
             let label = try PNGCodec.decode(try FileIO.read(dir.path + "/store/disks/2/" + entry.label, maxBytes: 1 << 20))
             let image = try PNGCodec.decode(try FileIO.read(dir.path + "/store/disks/2/" + entry.image, maxBytes: 1 << 20))
-            let disk = DICOMServeTests.slice(k).map { $0 == 200 }
+            let disk = DiskFixture.slice(k).map { $0 == 200 }
             #expect(label.width == 64 && label.height == 64)
             #expect(label.values == disk.map { $0 ? 255 : 0 }, "entry \(entry.label): the label must be the SEG's mask of slice \(k)")
             // The window (100, 400) maps 200 to 192 and 40 to 89 of 255.

@@ -13,7 +13,7 @@ struct DICOMWorld {
     let broker: TansuBroker
     let pacs: OrthancServer
     let dir: TemporaryDirectory
-    let series: DICOMServeTests.Series
+    let series: DiskFixture.Series
     var bootstrap: String { broker.bootstrapServers }
 
     static func start() async throws -> DICOMWorld {
@@ -24,7 +24,7 @@ struct DICOMWorld {
                 let dir = try TemporaryDirectory()
                 try DICOMServeTests.writeSupportSet(dir)
                 try WorkerHarness.writeWeightsAndConfig(dir)
-                let series = try DICOMServeTests.makeSeries(dir)
+                let series = try DiskFixture.makeSeries(in: dir)
                 for path in series.paths { try pacs.upload([UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))) }
                 try await WorkerHarness.createTopics(broker.bootstrapServers)
                 return DICOMWorld(broker: broker, pacs: pacs, dir: dir, series: series)
@@ -68,49 +68,14 @@ enum DICOMTools {
 struct DICOMServeTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    struct Series: Decodable {
-        let study: String
-        let series: String
-        let instances: [String]
-        let paths: [String]
-    }
-
-    /// Slice k of the fixture series, as the script writes it (200 in a disk, 40 elsewhere).
-    static func slice(_ k: Int) -> [UInt8] {
-        var pixels = [UInt8](repeating: 40, count: 64 * 64)
-        for r in 0..<64 { for c in 0..<64 {
-            let dr = r - 20 - 6 * k, dc = c - 24 - 4 * k
-            if dr * dr + dc * dc < 100 { pixels[r * 64 + c] = 200 }
-        } }
-        return pixels
-    }
-
     static func run(_ executable: String, _ arguments: [String]) throws -> ProcessResult {
         try runToCompletion(executable, arguments)
     }
 
-    /// A support set "disks" (label "disk"): bright disks on a dark background, 64x64 PNGs.
+    /// The "disks" support set in the store: `store/disks/1`, LATEST = 1.
     static func writeSupportSet(_ dir: TemporaryDirectory) throws {
-        var entries: [String] = []
-        for i in 0..<4 {
-            var image = [UInt8](repeating: 40, count: 64 * 64), label = [UInt8](repeating: 0, count: 64 * 64)
-            for r in 0..<64 { for c in 0..<64 {
-                let dr = r - 16 - 8 * i, dc = c - 40 + 5 * i
-                if dr * dr + dc * dc < 100 { image[r * 64 + c] = 200; label[r * 64 + c] = 255 }
-            } }
-            try dir.write("store/disks/1/images/\(i).png", try PNGCodec.encodeGray8(image, width: 64, height: 64))
-            try dir.write("store/disks/1/labels/\(i).png", try PNGCodec.encodeGray8(label, width: 64, height: 64))
-            entries.append(#"{"image":"images/\#(i).png","label":"labels/\#(i).png"}"#)
-        }
-        try dir.write("store/disks/1/support.json", Array(#"{"label":"disk","entries":[\#(entries.joined(separator: ","))]}"#.utf8))
+        try DiskFixture.writeSupportSet(dir, at: "store/disks/1")
         try dir.write("store/disks/LATEST", Array("1".utf8))
-    }
-
-    static func makeSeries(_ dir: TemporaryDirectory) throws -> Series {
-        let script = repository.path + "/Tests/WorkerIntegrationTests/Fixtures/dicom/make_series.py"
-        let result = try run("/usr/bin/env", ["python3", script, dir.path + "/series"])
-        guard result.status == 0 else { throw CocoaError(.fileWriteUnknown, userInfo: [NSLocalizedDescriptionKey: result.stderr]) }
-        return try JSONDecoder().decode(Series.self, from: Data(result.stdout.utf8))
     }
 
     static func results(_ messages: [KafkaMessage]) throws -> [String: [String: Any]] {
@@ -150,7 +115,7 @@ struct DICOMServeTests {
         let (pacs, dir, series, bootstrap) = (world.pacs, world.dir, world.series, world.bootstrap)
 
         let web = #"{"server":"pacs","study_uid":"\#(series.study)","series_uid":"\#(series.series)""#
-        let png1 = Data(try PNGCodec.encodeGray8(Self.slice(1), width: 64, height: 64)).base64EncodedString()
+        let png1 = Data(try PNGCodec.encodeGray8(DiskFixture.slice(1), width: 64, height: 64)).base64EncodedString()
         let dicom2 = try Data(contentsOf: URL(fileURLWithPath: series.paths[2])).base64EncodedString()
         let requests: [WorkerHarness.Request] = [
             .init(key: "series", value: #"{"request_id":"series","support_set":{"id":"disks"},"image":{"dicomweb":\#(web)}}}"#),
