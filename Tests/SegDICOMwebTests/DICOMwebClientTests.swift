@@ -11,14 +11,6 @@ import Testing
             name: "scripted", baseURL: URL(string: "http://127.0.0.1:\(server.port)/dicom-web/")!, auth: auth, timeoutSeconds: timeout))
     }
 
-    private func fails<T>(_ body: () throws(DICOMwebError) -> T) -> DICOMwebError? {
-        do {
-            _ = try body()
-            return nil
-        } catch {
-            return error
-        }
-    }
 
     private static func json(_ status: Int, _ text: String) -> ScriptedHTTPServer.Behavior {
         .respond(ScriptedHTTPServer.response(

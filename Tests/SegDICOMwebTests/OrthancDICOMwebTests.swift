@@ -32,14 +32,6 @@ struct OrthancDICOMwebTests {
         DICOMwebClient(server: DICOMwebServer(name: "orthanc-it", baseURL: orthanc.dicomWebURL, timeoutSeconds: timeout))
     }
 
-    private func fails<T>(_ body: () throws(DICOMwebError) -> T) -> DICOMwebError? {
-        do {
-            _ = try body()
-            return nil
-        } catch {
-            return error
-        }
-    }
 
     /// Starts Orthanc and uploads the first 4 CT slices through its REST API.
     private func startWithSeries() async throws -> (OrthancServer, [DICOMFixtures.Instance]) {

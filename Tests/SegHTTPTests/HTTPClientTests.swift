@@ -10,14 +10,6 @@ import Testing
         URL(string: "http://127.0.0.1:\(server.port)\(path)")!
     }
 
-    private func fails(_ body: () throws(HTTPError) -> HTTPResponse) -> HTTPError? {
-        do {
-            _ = try body()
-            return nil
-        } catch {
-            return error
-        }
-    }
 
     @Test func returnsStatusHeadersAndBodyAndSendsHeadersAndBody() async throws {
         let server = try ScriptedHTTPServer { _ in
