@@ -19,6 +19,10 @@ public final class RequestProcessor: Sendable {
     /// long requests do not depend on the machine's speed. Set by `serve` from
     /// UNIVERSEG_TEST_MIN_INFERENCE_MS; nil in production.
     public let minimumInferenceTimeForTesting: Duration?
+    /// Test-only: every inference, once computed, waits until this file exists, so a test can hold
+    /// a request in flight for as long as it needs (and then release it) on any machine. Set by
+    /// `serve` from UNIVERSEG_TEST_INFERENCE_GATE; nil in production.
+    public let inferenceGateForTesting: String?
     /// The largest mask PNG a result may carry: base64 makes it 800,000 bytes, which leaves room
     /// for the rest of the result and its copied headers under a 1,000,000-byte record.
     public static let maxMaskPNGBytes = 600_000
@@ -26,9 +30,11 @@ public final class RequestProcessor: Sendable {
     public init(weights: WeightsFile, store: SupportSetStore, cache: SupportSetCache,
                 imageLimits: ImageLimits = ImageLimits(maxWidth: 8192, maxHeight: 8192, maxPixels: 40_000_000),
                 requestLimits: SegmentationRequest.Limits = .init(), workerName: String,
-                minimumInferenceTimeForTesting: Duration? = nil, dicom: DICOMSettings = DICOMSettings()) {
+                minimumInferenceTimeForTesting: Duration? = nil, inferenceGateForTesting: String? = nil,
+                dicom: DICOMSettings = DICOMSettings()) {
         self.dicom = dicom
         self.minimumInferenceTimeForTesting = minimumInferenceTimeForTesting
+        self.inferenceGateForTesting = inferenceGateForTesting
         self.weights = weights
         self.store = store
         self.cache = cache
@@ -138,6 +144,9 @@ public final class RequestProcessor: Sendable {
             if let minimum = minimumInferenceTimeForTesting {
                 let elapsed = ContinuousClock.now - fetched
                 if elapsed < minimum { Thread.sleep(forTimeInterval: Double((minimum - elapsed).components.seconds) + Double((minimum - elapsed).components.attoseconds) * 1e-18) }
+            }
+            if let gate = inferenceGateForTesting {
+                while !FileManager.default.fileExists(atPath: gate) { Thread.sleep(forTimeInterval: 0.02) }
             }
             let inferred = ContinuousClock.now
             var dice: Double? = nil

@@ -37,6 +37,7 @@ struct WorkerRuntime {
             requestLimits: requestLimits(settings),
             workerName: ProcessInfo.processInfo.hostName + ":\(getpid())",
             minimumInferenceTimeForTesting: minimumInferenceTimeForTesting(ProcessInfo.processInfo.environment),
+            inferenceGateForTesting: ProcessInfo.processInfo.environment["UNIVERSEG_TEST_INFERENCE_GATE"].flatMap { $0.isEmpty ? nil : $0 },
             dicom: try dicomSettings(settings, environment: ProcessInfo.processInfo.environment))
         var common = KafkaConfiguration(bootstrapServers: settings.brokers.split(separator: ",").map(String.init),
                                         settings.kafkaProperties)
@@ -104,6 +105,8 @@ func readCredential(_ name: String, for key: String, environment: [String: Strin
     return text
 }
 
+/// UNIVERSEG_TEST_INFERENCE_GATE (tests only) names a file every inference waits for; see
+/// RequestProcessor.inferenceGateForTesting.
 /// UNIVERSEG_TEST_MIN_INFERENCE_MS (tests only): every inference takes at least this many
 /// milliseconds, so a test of a long request is long by construction on any machine.
 private func minimumInferenceTimeForTesting(_ environment: [String: String]) -> Duration? {

@@ -22,19 +22,21 @@ struct AtLeastOnceTests {
         try WorkerHarness.writeWeightsAndConfig(dir, inference: "")  // small weights, short Kafka timeouts
         try await WorkerHarness.createTopics(bootstrap, requestPartitions: 1)
         let port = try Ops.freePort()
-        // Inference lasts 5 s by construction (the test-only hook), on any machine: time to see the
-        // request in flight and freeze the broker before its result is produced.
+        // The test-only gate holds the computed result until the test creates its file: the request
+        // stays in flight for as long as the test needs, on any machine, however busy.
+        let gate = dir.path + "/inference-gate"
         let first = try Ops.startServe(dir, bootstrap: bootstrap, group: "ack", metricsPort: port,
-                                       environment: ["UNIVERSEG_TEST_MIN_INFERENCE_MS": "5000"])
+                                       environment: ["UNIVERSEG_TEST_INFERENCE_GATE": gate])
         defer { if first.process.isRunning { kill(first.process.processIdentifier, SIGKILL) } }
         try await waitUntil(seconds: 90) { Ops.get(port: port, "/readyz")?.status == 200 }
 
         try await Ops.produce(bootstrap, [("ack-1", try Ops.request(id: "ack-1", seed: 2, options: #"{"support_size":8}"#))])
-        // The request is taken (in flight) -> freeze the broker before inference ends.
-        try await waitUntil(seconds: 60, "the request in flight", log: { first.log }) {
+        // The request is taken (in flight) and held at the gate -> freeze the broker, open the gate.
+        try await waitUntil(seconds: 90, "the request in flight", log: { first.log }) {
             Ops.get(port: port, "/metrics")?.body.contains("universeg_in_flight_requests 1") ?? false
         }
         broker.suspend()
+        try dir.write("inference-gate", [])
         // Inference finishes and the result is handed to the producer: it cannot be acknowledged.
         try await waitUntil(seconds: 60, "the first worker's result", log: { first.log }) { first.log.contains("request ok") }
         try await Task.sleep(for: .seconds(1))
