@@ -114,15 +114,15 @@ public enum Platform {
     /// Set in the environment of the restarted process, so that it never restarts again.
     public static let openBLASRestartMarker = "UNIVERSEG_OPENBLAS_CORE_CHOSEN"
 
-    /// Opt-in switch of the automatic core choice (`UNIVERSEG_OPENBLAS_AUTOCORE=1`).
+    /// Turns the automatic core choice off when set to `0` (it is on by default).
     public static let openBLASAutoCoreSwitch = "UNIVERSEG_OPENBLAS_AUTOCORE"
 
-    /// With `UNIVERSEG_OPENBLAS_AUTOCORE=1`: restarts this process (same PID, arguments and
+    /// Unless `UNIVERSEG_OPENBLAS_AUTOCORE=0`: restarts this process (same PID, arguments and
     /// environment, plus OPENBLAS_CORETYPE) when `betterOpenBLASCore` names a core; returns only
     /// when no restart is needed or exec failed. Call first thing in main, before any thread starts.
     public static func restartWithBetterOpenBLASCoreIfNeeded() {
         let environment = ProcessInfo.processInfo.environment
-        guard environment[openBLASAutoCoreSwitch] == "1", let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+        guard environment[openBLASAutoCoreSwitch] != "0", let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
               let core = betterOpenBLASCore(environment: environment, loadedCore: BLAS.coreName, cpuinfo: cpuinfo) else { return }
         setenv("OPENBLAS_CORETYPE", core, 1)
         setenv(openBLASRestartMarker, BLAS.coreName, 1)

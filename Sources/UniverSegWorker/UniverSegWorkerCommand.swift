@@ -19,8 +19,8 @@ struct UniverSegWorkerCommand: ParsableCommand {
     /// before any kernel code runs (the alternative is SIGILL in the middle of a request).
     static func main() {
         // Debian's OpenBLAS 0.3.21 falls back to generic SSE kernels on CPUs newer than it knows
-        // (2.7x slower on a Xeon of family 6, model 207). With UNIVERSEG_OPENBLAS_AUTOCORE=1,
-        // restart once with the best core this CPU runs, unless OPENBLAS_CORETYPE was set.
+        // (2.7x slower on a Xeon of family 6, model 207): restart once with the best core this CPU
+        // runs, unless OPENBLAS_CORETYPE was set or UNIVERSEG_OPENBLAS_AUTOCORE=0.
         Platform.restartWithBetterOpenBLASCoreIfNeeded()
         let missing = Platform.missingKernelCPUFeatures()
         if !missing.isEmpty {

@@ -38,18 +38,27 @@ import SegTesting
         #expect(Platform.betterOpenBLASCore(environment: [:], loadedCore: "Prescott", cpuinfo: "flags\t: fpu sse2\n") == nil)
     }
 
-    /// The binary with UNIVERSEG_OPENBLAS_AUTOCORE=1 and without OPENBLAS_CORETYPE: on a CPU with
+    /// The binary by default (no OPENBLAS_CORETYPE, no UNIVERSEG_OPENBLAS_AUTOCORE): on a CPU with
     /// AVX2 it never runs on a generic core (OpenBLAS's own choice when it knows the CPU, else the
     /// restart's).
     @Test func theBinaryNeverRunsAGenericCoreWhereABetterOneExists() throws {
         let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
         guard Platform.openBLASCore(cpuinfo: cpuinfo) != nil else { return }  // nothing better on this CPU
         let r = try runToCompletion("/usr/bin/env", ["-u", "OPENBLAS_CORETYPE", "-u", Platform.openBLASRestartMarker,
-                                                     "\(Platform.openBLASAutoCoreSwitch)=1", Worker.executable, "version"])
+                                                     "-u", Platform.openBLASAutoCoreSwitch, Worker.executable, "version"])
         #expect(r.status == 0, "\(r.stderr)")
         let line = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("OpenBLAS ") && $0.contains("(core ") })
         let core = String(line[line.range(of: "(core ")!.upperBound...].dropLast())
         #expect(!["prescott", "core2", "nehalem", "katmai", "atom"].contains(core.lowercased()), "\(r.stdout)")
+    }
+
+    /// UNIVERSEG_OPENBLAS_AUTOCORE=0 keeps OpenBLAS's own choice: no restart, and `version` does
+    /// not claim the worker chose the core.
+    @Test func theAutomaticCoreChoiceCanBeTurnedOff() throws {
+        let r = try runToCompletion("/usr/bin/env", ["-u", "OPENBLAS_CORETYPE", "-u", Platform.openBLASRestartMarker,
+                                                     "\(Platform.openBLASAutoCoreSwitch)=0", Worker.executable, "version"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!r.stdout.contains("chosen by universeg-worker"), "\(r.stdout)")
     }
 
     @Test func thisMachineRunsThisBuildsKernels() {
