@@ -1,4 +1,7 @@
-/// 3x3 convolution (stride 1, zero padding 1) with Winograd's minimal filtering F(2x2, 3x3).
+internal import Synchronization
+
+/// 3x3 convolution (stride 1, zero padding 1) with Winograd's minimal filtering: F(2x2, 3x3)
+/// here, F(4x4, 3x3) in WinogradF4.swift (the default).
 ///
 /// Each 2x2 output tile is computed from a 4x4 input patch with 16 multiplications per
 /// (input, output) channel pair instead of 36, so the GEMM work is 2.25x smaller than with
@@ -8,6 +11,21 @@
 /// the 2x2 tiles with bias, accumulation and activation fused in.
 /// The result equals direct convolution up to float32 rounding (a few ulp per sum).
 public enum Winograd {
+    /// The tile size: F(2x2, 3x3) (16 products per tile) or F(4x4, 3x3) (36 per tile, see
+    /// WinogradF4.swift).
+    public enum Variant: String, Sendable, CaseIterable {
+        case f2x2 = "F(2x2,3x3)"
+        case f4x4 = "F(4x4,3x3)"
+    }
+
+    /// The variant filters use unless told otherwise (F(4x4, 3x3); `bench --winograd` changes it
+    /// for the filters made afterwards).
+    public static var defaultVariant: Variant {
+        get { defaultIsF2.load(ordering: .relaxed) ? .f2x2 : .f4x4 }
+        set { defaultIsF2.store(newValue == .f2x2, ordering: .relaxed) }
+    }
+    private static let defaultIsF2 = Atomic<Bool>(false)
+
     /// Tiles per band: the transformed input and output of a band stay in the last-level cache.
     public static let defaultBandTiles = 256
 
@@ -19,14 +37,21 @@ public enum Winograd {
     public struct Filter: Sendable {
         public let inChannels: Int
         public let outChannels: Int
+        public let variant: Variant
         public let u: [Float]
 
         /// - weight: OIHW [outChannels, *, 3, 3]; row `o` starts at `weight + o * rowStride`,
         ///   and channel `c` of that row at `+ c * 9` (a slice of a wider weight is allowed).
-        public init(weight: UnsafePointer<Float>, rowStride: Int, inChannels: Int, outChannels: Int) {
+        public init(weight: UnsafePointer<Float>, rowStride: Int, inChannels: Int, outChannels: Int,
+                    variant: Variant = Winograd.defaultVariant) {
             precondition(rowStride >= inChannels * 9)
             self.inChannels = inChannels
             self.outChannels = outChannels
+            self.variant = variant
+            if variant == .f4x4 {
+                u = Winograd.transformFilterF4(weight: weight, rowStride: rowStride, inChannels: inChannels, outChannels: outChannels)
+                return
+            }
             var u = [Float](repeating: 0, count: 16 * outChannels * inChannels)
             let plane = outChannels * inChannels
             for o in 0..<outChannels {
@@ -53,9 +78,14 @@ public enum Winograd {
         }
     }
 
-    /// Scratch floats needed by `conv3x3` for these sizes.
+    /// Scratch floats needed by `conv3x3` for these sizes (bandTiles nil: the variant's default).
     public static func scratchCount(inChannels: Int, outChannels: Int, height: Int, width: Int,
-                                    bandTiles: Int = defaultBandTiles) -> Int {
+                                    bandTiles: Int? = nil, variant: Variant = defaultVariant) -> Int {
+        if variant == .f4x4 {
+            return scratchCountF4(inChannels: inChannels, outChannels: outChannels, height: height, width: width,
+                                  bandTiles: bandTiles ?? defaultBandTilesF4)
+        }
+        let bandTiles = bandTiles ?? defaultBandTiles
         let tilesX = (width + 1) / 2, tilesY = (height + 1) / 2
         let rows = max(1, min(tilesY, bandTiles / tilesX))
         let padded = inChannels * (2 * tilesY + 2) * (2 * tilesX + 2)
@@ -68,13 +98,20 @@ public enum Winograd {
         input: UnsafePointer<Float>, height: Int, width: Int, filter: Filter,
         bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, accumulate: Bool = false,
         activation: Activation = .none,
-        scratch: UnsafeMutablePointer<Float>, scratchCapacity: Int, bandTiles: Int = defaultBandTiles,
+        scratch: UnsafeMutablePointer<Float>, scratchCapacity: Int, bandTiles: Int? = nil,
         threads: Int = Parallel.threadCount
     ) {
         precondition(!(accumulate && bias != nil), "winograd: bias with accumulate is not supported")
         let cin = filter.inChannels, cout = filter.outChannels
-        precondition(scratchCapacity >= scratchCount(inChannels: cin, outChannels: cout, height: height,
-                                                     width: width, bandTiles: bandTiles), "winograd: scratch too small")
+        precondition(scratchCapacity >= scratchCount(inChannels: cin, outChannels: cout, height: height, width: width,
+                                                     bandTiles: bandTiles, variant: filter.variant), "winograd: scratch too small")
+        if filter.variant == .f4x4 {
+            conv3x3F4(input: input, height: height, width: width, filter: filter, bias: bias, output: output,
+                      accumulate: accumulate, activation: activation, scratch: scratch,
+                      bandTiles: bandTiles ?? defaultBandTilesF4, threads: threads)
+            return
+        }
+        let bandTiles = bandTiles ?? defaultBandTiles
         let tilesX = (width + 1) / 2, tilesY = (height + 1) / 2
         let rowsPerBand = max(1, min(tilesY, bandTiles / tilesX))
         let pw = 2 * tilesX + 2, ph = 2 * tilesY + 2

@@ -35,8 +35,11 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object per line instead of a table.")
     var json = false
 
-    @Flag(name: .customLong("no-winograd"), help: "Use im2col + sgemm for every 3x3 convolution (Winograd F(2x2,3x3) is the default).")
+    @Flag(name: .customLong("no-winograd"), help: "Use im2col + sgemm for every 3x3 convolution (the same as --winograd off).")
     var noWinograd = false
+
+    @Option(help: "3x3 convolutions: f4x4 (Winograd F(4x4,3x3), the default), f2x2 (F(2x2,3x3)) or off (im2col + sgemm).")
+    var winograd: String = "f4x4"
 
     @Flag(name: .customLong("blas-threaded"), help: "Let OpenBLAS thread each sgemm call instead of running independent calls side by side.")
     var blasThreaded = false
@@ -49,6 +52,13 @@ struct BenchCommand: ParsableCommand {
         let sizeList = try parseList(sizes, "--sizes")
         let threadList = try parseList(threads, "--threads")
         guard repeats >= 1 && repeats <= 1000 else { throw ValidationError("--repeats must be in 1...1000") }
+        switch winograd {
+        case "f4x4": Winograd.defaultVariant = .f4x4
+        case "f2x2": Winograd.defaultVariant = .f2x2
+        case "off": break
+        default: throw ValidationError("--winograd must be f4x4, f2x2 or off")
+        }
+        let useWinograd = !noWinograd && winograd != "off"
 
         let model = try weights.map { try WeightsFile(path: $0).model } ?? UniverSeg.randomlyInitialized(.v1, seed: 1)
         let cfg = model.configuration
@@ -56,11 +66,12 @@ struct BenchCommand: ParsableCommand {
         let (query, support) = try loadInputs(size: cfg.inputSize, entries: maxN)
 
         if !json {
-            print("UniverSeg \(cfg); OpenBLAS \(BLAS.coreName); \(Platform.availableCores) cores available")
+            print("UniverSeg \(cfg); 3x3 convolutions: \(useWinograd ? Winograd.defaultVariant.rawValue : "im2col"); "
+                  + "OpenBLAS \(BLAS.coreName); \(Platform.availableCores) cores available")
             print("    N  threads   median ms      min ms    GFLOP   GFLOP/s  ref GFLOP/s  peak RSS MiB")
         }
         let session = InferenceSession(model: model)
-        session.useWinograd = !noWinograd
+        session.useWinograd = useWinograd
         for n in sizeList {
             guard n <= support.count else { throw ValidationError("N=\(n) exceeds the \(support.count) support entries of --inputs") }
             let entries = Array(0..<n)

@@ -76,60 +76,62 @@ import Glibc
     }
 }
 
-@Suite struct ForwardPassTests {
-    func smoothInputs(side: Int, entries: Int, seed: UInt64) -> ([Float], [[Float]], [[Float]]) {
-        var rng = TestRandom(seed)
-        func image() -> [Float] { rng.floats(side * side).map { 0.5 + 0.5 * $0 } }
-        let images = (0..<entries).map { _ in image() }
-        let labels = images.map { $0.map { $0 > 0.55 ? Float(1) : 0 } }
-        return (image(), images, labels)
-    }
-
-    @Test(arguments: [
-        (UniverSegConfiguration(encoderWidths: [3, 4], decoderWidths: [5], inputSize: 6), 1),
-        (UniverSegConfiguration(encoderWidths: [4, 5, 6], decoderWidths: [3, 4], inputSize: 12), 3),
-        (UniverSegConfiguration(encoderWidths: [8, 8, 8, 8], decoderWidths: [8, 8, 8], inputSize: 16), 5),
-    ])
-    func reducedForwardEqualsPairwiseDefinition(cfg: UniverSegConfiguration, entries: Int) throws {
-        let model = try UniverSeg.randomlyInitialized(cfg, seed: UInt64(entries))
-        let (query, images, labels) = smoothInputs(side: cfg.inputSize, entries: entries, seed: 9)
-        let expected = NaiveUniverSeg(model).logits(query: query, images: images, labels: labels)
-        let support = try SupportTensors(images: images, labels: labels, size: cfg.inputSize)
-        let session = InferenceSession(model: model)
-        let logits = try session.logits(query: query, support: support)
-        #expect(relativeError(logits, expected) < 1e-5)
-        // A subset in another order equals the naive network on that subset.
-        if entries > 1 {
-            let order = Array((0..<entries).reversed().prefix(entries - 1))
-            let sub = try session.logits(query: query, support: support, entries: order)
-            let subExpected = NaiveUniverSeg(model).logits(
-                query: query, images: order.map { images[$0] }, labels: order.map { labels[$0] })
-            #expect(relativeError(sub, subExpected) < 1e-5)
+extension ThreadCountTests {
+    @Suite struct ForwardPassTests {
+        func smoothInputs(side: Int, entries: Int, seed: UInt64) -> ([Float], [[Float]], [[Float]]) {
+            var rng = TestRandom(seed)
+            func image() -> [Float] { rng.floats(side * side).map { 0.5 + 0.5 * $0 } }
+            let images = (0..<entries).map { _ in image() }
+            let labels = images.map { $0.map { $0 > 0.55 ? Float(1) : 0 } }
+            return (image(), images, labels)
         }
-    }
 
-    @Test func sessionReusesItsMemoryAndIsDeterministic() throws {
-        let cfg = UniverSegConfiguration(encoderWidths: [8, 8, 8], decoderWidths: [8, 8], inputSize: 32)
-        let model = try UniverSeg.randomlyInitialized(cfg, seed: 5)
-        let (query, images, labels) = smoothInputs(side: 32, entries: 6, seed: 2)
-        let support = try SupportTensors(images: images, labels: labels, size: 32)
-        let session = InferenceSession(model: model)
-        let first = try session.logits(query: query, support: support)
-        let bytes = session.workspaceBytes
-        let second = try session.logits(query: query, support: support)
-        _ = try session.logits(query: query, support: support, entries: [1, 2])
-        #expect(first == second)
-        #expect(session.workspaceBytes == bytes)
-    }
+        @Test(arguments: [
+            (UniverSegConfiguration(encoderWidths: [3, 4], decoderWidths: [5], inputSize: 6), 1),
+            (UniverSegConfiguration(encoderWidths: [4, 5, 6], decoderWidths: [3, 4], inputSize: 12), 3),
+            (UniverSegConfiguration(encoderWidths: [8, 8, 8, 8], decoderWidths: [8, 8, 8], inputSize: 16), 5),
+        ])
+        func reducedForwardEqualsPairwiseDefinition(cfg: UniverSegConfiguration, entries: Int) throws {
+            let model = try UniverSeg.randomlyInitialized(cfg, seed: UInt64(entries))
+            let (query, images, labels) = smoothInputs(side: cfg.inputSize, entries: entries, seed: 9)
+            let expected = NaiveUniverSeg(model).logits(query: query, images: images, labels: labels)
+            let support = try SupportTensors(images: images, labels: labels, size: cfg.inputSize)
+            let session = InferenceSession(model: model)
+            let logits = try session.logits(query: query, support: support)
+            #expect(relativeError(logits, expected) < 1e-5)
+            // A subset in another order equals the naive network on that subset.
+            if entries > 1 {
+                let order = Array((0..<entries).reversed().prefix(entries - 1))
+                let sub = try session.logits(query: query, support: support, entries: order)
+                let subExpected = NaiveUniverSeg(model).logits(
+                    query: query, images: order.map { images[$0] }, labels: order.map { labels[$0] })
+                #expect(relativeError(sub, subExpected) < 1e-5)
+            }
+        }
 
-    @Test func inputShapeErrorsAreThrown() throws {
-        let cfg = UniverSegConfiguration(encoderWidths: [4, 4], decoderWidths: [4], inputSize: 8)
-        let session = InferenceSession(model: try UniverSeg.randomlyInitialized(cfg, seed: 1))
-        let support = try SupportTensors(images: [[Float](repeating: 0, count: 64)], labels: [[Float](repeating: 1, count: 64)], size: 8)
-        #expect(throws: ModelError.self) { try session.logits(query: [0], support: support) }
-        #expect(throws: ModelError.self) { try session.logits(query: .init(repeating: 0, count: 64), support: support, entries: [3]) }
-        #expect(throws: ModelError.self) { try session.logits(query: .init(repeating: 0, count: 64), support: support, entries: []) }
-        #expect(throws: ModelError.self) { try SupportTensors(images: [], labels: [], size: 8) }
+        @Test func sessionReusesItsMemoryAndIsDeterministic() throws {
+            let cfg = UniverSegConfiguration(encoderWidths: [8, 8, 8], decoderWidths: [8, 8], inputSize: 32)
+            let model = try UniverSeg.randomlyInitialized(cfg, seed: 5)
+            let (query, images, labels) = smoothInputs(side: 32, entries: 6, seed: 2)
+            let support = try SupportTensors(images: images, labels: labels, size: 32)
+            let session = InferenceSession(model: model)
+            let first = try session.logits(query: query, support: support)
+            let bytes = session.workspaceBytes
+            let second = try session.logits(query: query, support: support)
+            _ = try session.logits(query: query, support: support, entries: [1, 2])
+            #expect(first == second)
+            #expect(session.workspaceBytes == bytes)
+        }
+
+        @Test func inputShapeErrorsAreThrown() throws {
+            let cfg = UniverSegConfiguration(encoderWidths: [4, 4], decoderWidths: [4], inputSize: 8)
+            let session = InferenceSession(model: try UniverSeg.randomlyInitialized(cfg, seed: 1))
+            let support = try SupportTensors(images: [[Float](repeating: 0, count: 64)], labels: [[Float](repeating: 1, count: 64)], size: 8)
+            #expect(throws: ModelError.self) { try session.logits(query: [0], support: support) }
+            #expect(throws: ModelError.self) { try session.logits(query: .init(repeating: 0, count: 64), support: support, entries: [3]) }
+            #expect(throws: ModelError.self) { try session.logits(query: .init(repeating: 0, count: 64), support: support, entries: []) }
+            #expect(throws: ModelError.self) { try SupportTensors(images: [], labels: [], size: 8) }
+        }
     }
 }
 
