@@ -3,6 +3,7 @@ internal import CSystemd
 internal import CLibPNG
 internal import Foundation
 internal import SegKernels
+internal import Synchronization
 
 /// Facts about the process and the C libraries it runs on.
 public enum Platform {
@@ -17,6 +18,21 @@ public enum Platform {
 
     /// OpenBLAS build configuration and selected core.
     public static var openBLAS: String { "\(BLAS.configuration) (core \(BLAS.coreName))" }
+
+    /// The OpenBLAS core in use (its kernel table), e.g. "Cooperlake".
+    public static var openBLASCore: String { BLAS.coreName }
+
+    /// Who chose the OpenBLAS core: OPENBLAS_CORETYPE from the environment, universeg-worker
+    /// (see `chooseBetterOpenBLASCoreIfNeeded`), or OpenBLAS itself from the CPU model.
+    public static var openBLASCoreOrigin: String {
+        if let fallback = openBLASReplacedCore {
+            return "chosen by universeg-worker (OpenBLAS picked \(fallback), a generic core, for this CPU)"
+        }
+        if let core = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] {
+            return "OPENBLAS_CORETYPE=\(core) from the environment"
+        }
+        return "OpenBLAS's own choice for this CPU"
+    }
 
     /// Number of CPUs online (Foundation's `activeProcessorCount`).
     public static var onlineCores: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
@@ -102,33 +118,45 @@ public enum Platform {
 
     private static func hasFlags(_ text: String) -> Bool { text.split(separator: "\n").contains { $0.hasPrefix("flags") } }
 
-    /// The OPENBLAS_CORETYPE to restart with, or nil: only when nobody chose one (the variable is
-    /// unset and this is not already the restarted process), OpenBLAS fell back to a generic core,
-    /// and the CPU can run a better one. OpenBLAS reads the variable once, when it is loaded.
+    /// The core to switch OpenBLAS to, or nil: only when nobody chose one (OPENBLAS_CORETYPE is
+    /// unset), OpenBLAS fell back to a generic core, and the CPU can run a better one.
     public static func betterOpenBLASCore(environment: [String: String], loadedCore: String, cpuinfo: String) -> String? {
-        guard environment["OPENBLAS_CORETYPE"] == nil, environment[openBLASRestartMarker] == nil,
-              genericOpenBLASCores.contains(loadedCore.lowercased()) else { return nil }
+        guard environment["OPENBLAS_CORETYPE"] == nil, genericOpenBLASCores.contains(loadedCore.lowercased()) else { return nil }
         return openBLASCore(cpuinfo: cpuinfo)
     }
-
-    /// Set in the environment of the restarted process, so that it never restarts again.
-    public static let openBLASRestartMarker = "UNIVERSEG_OPENBLAS_CORE_CHOSEN"
 
     /// Turns the automatic core choice off when set to `0` (it is on by default).
     public static let openBLASAutoCoreSwitch = "UNIVERSEG_OPENBLAS_AUTOCORE"
 
-    /// Unless `UNIVERSEG_OPENBLAS_AUTOCORE=0`: restarts this process (same PID, arguments and
-    /// environment, plus OPENBLAS_CORETYPE) when `betterOpenBLASCore` names a core; returns only
-    /// when no restart is needed or exec failed. Call first thing in main, before any thread starts.
-    public static func restartWithBetterOpenBLASCoreIfNeeded() {
+    /// The core OpenBLAS had picked itself when `chooseBetterOpenBLASCoreIfNeeded` replaced it.
+    public static var openBLASReplacedCore: String? { replacedCore.withLock { $0 } }
+    private static let replacedCore = Mutex<String?>(nil)
+
+    /// Unless `UNIVERSEG_OPENBLAS_AUTOCORE=0`: where `betterOpenBLASCore` names a core, selects it
+    /// in this process. A DYNAMIC_ARCH OpenBLAS picks its kernel table once, when it is loaded,
+    /// from OPENBLAS_CORETYPE or the CPU model (gotoblas_dynamic_init); clearing the table
+    /// (gotoblas_dynamic_quit) and running that selection again with OPENBLAS_CORETYPE set is what
+    /// loading it with the variable set does. Call first thing in main, before any BLAS call.
+    /// Without those two functions (an OpenBLAS built for one CPU) nothing changes.
+    public static func chooseBetterOpenBLASCoreIfNeeded() {
         let environment = ProcessInfo.processInfo.environment
         guard environment[openBLASAutoCoreSwitch] != "0", let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-              let core = betterOpenBLASCore(environment: environment, loadedCore: BLAS.coreName, cpuinfo: cpuinfo) else { return }
-        setenv("OPENBLAS_CORETYPE", core, 1)
-        setenv(openBLASRestartMarker, BLAS.coreName, 1)
-        execv("/proc/self/exe", CommandLine.unsafeArgv)
-        // exec failed: carry on with OpenBLAS's own choice.
-        unsetenv("OPENBLAS_CORETYPE")
+              let core = betterOpenBLASCore(environment: environment, loadedCore: BLAS.coreName, cpuinfo: cpuinfo),
+              let initialize = dlsym(nil, "gotoblas_dynamic_init"), let quit = dlsym(nil, "gotoblas_dynamic_quit") else { return }
+        typealias Entry = @convention(c) () -> Void
+        let picked = BLAS.coreName
+        func select(_ name: String) {
+            setenv("OPENBLAS_CORETYPE", name, 1)
+            unsafeBitCast(quit, to: Entry.self)()
+            unsafeBitCast(initialize, to: Entry.self)()
+            unsetenv("OPENBLAS_CORETYPE")
+        }
+        select(core)
+        if BLAS.coreName.lowercased() == core.lowercased() {
+            replacedCore.withLock { $0 = picked }
+        } else {
+            select(picked)  // this OpenBLAS does not know the name: back to its own choice
+        }
     }
 
     /// Peak resident set size of this process (VmHWM), in bytes; nil where /proc is unavailable.

@@ -67,11 +67,12 @@ struct BenchCommand: ParsableCommand {
 
         if !json {
             print("UniverSeg \(cfg); 3x3 convolutions: \(useWinograd ? Winograd.defaultVariant.rawValue : "im2col"); "
-                  + "OpenBLAS \(BLAS.coreName); \(Platform.availableCores) cores available")
+                  + "OpenBLAS \(BLAS.coreName) (\(Platform.openBLASCoreOrigin)); \(Platform.availableCores) cores available")
             print("    N  threads   median ms      min ms    GFLOP   GFLOP/s  ref GFLOP/s  peak RSS MiB")
         }
         let session = InferenceSession(model: model)
         session.useWinograd = useWinograd
+        let coretypeJSON = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"].map { "\"\($0.filter { $0.isLetter || $0.isNumber })\"" } ?? "null"
         for n in sizeList {
             guard n <= support.count else { throw ValidationError("N=\(n) exceeds the \(support.count) support entries of --inputs") }
             let entries = Array(0..<n)
@@ -94,7 +95,9 @@ struct BenchCommand: ParsableCommand {
                     print("""
                         {"n":\(n),"threads":\(t),"median_ms":\(fmt(median, 2)),"min_ms":\(fmt(times[0], 2)),\
                         "gflop":\(fmt(flop / 1e9, 3)),"gflops":\(fmt(flop / median / 1e6, 2)),\
-                        "ref_gflops":\(fmt(refFlop / median / 1e6, 2)),"peak_rss_mib":\(fmt(rss, 1))}
+                        "ref_gflops":\(fmt(refFlop / median / 1e6, 2)),"peak_rss_mib":\(fmt(rss, 1)),\
+                        "openblas_core":"\(BLAS.coreName)","openblas_coretype_env":\(coretypeJSON),\
+                        "convolution":"\(useWinograd ? Winograd.defaultVariant.rawValue : "im2col")"}
                         """)
                 } else {
                     print(String(format: "%5d  %7d  %10.1f  %10.1f  %7.1f  %8.1f  %11.1f  %12.1f",

@@ -55,6 +55,22 @@ struct KernelBench {
                 let flop = 2.0 * Double(cout * hw * k)
                 print(String(format: "conv3x3 64->64 128x128 band %-5d        %7d %7.2f %9.1f", band, t, ms, flop / ms / 1e6))
             }
+            for variant in Winograd.Variant.allCases {
+                for band in [64, 128, 256, 512] {
+                    let filter = Winograd.Filter(weight: a.pointer, rowStride: cin * 9, inChannels: cin, outChannels: cout,
+                                                 variant: variant)
+                    let count = Winograd.scratchCount(inChannels: cin, outChannels: cout, height: side, width: side,
+                                                      bandTiles: band, variant: variant)
+                    let scratch = FloatBuffer(capacity: count)
+                    let ms = time {
+                        Winograd.conv3x3(input: input.pointer, height: side, width: side, filter: filter, bias: a.pointer,
+                                         output: c.pointer, activation: .leakyReLU(0.01), scratch: scratch.pointer,
+                                         scratchCapacity: count, bandTiles: band, threads: t)
+                    }
+                    let flop = 2.0 * Double(cout * hw * k)
+                    print("winograd \(variant.rawValue) 64->64 128x128 band" + String(format: " %-4d  %7d %7.2f %9.1f", band, t, ms, flop / ms / 1e6))
+                }
+            }
         }
     }
 }

@@ -19,9 +19,9 @@ struct UniverSegWorkerCommand: ParsableCommand {
     /// before any kernel code runs (the alternative is SIGILL in the middle of a request).
     static func main() {
         // Debian's OpenBLAS 0.3.21 falls back to generic SSE kernels on CPUs newer than it knows
-        // (2.7x slower on a Xeon of family 6, model 207): restart once with the best core this CPU
-        // runs, unless OPENBLAS_CORETYPE was set or UNIVERSEG_OPENBLAS_AUTOCORE=0.
-        Platform.restartWithBetterOpenBLASCoreIfNeeded()
+        // (2.7x slower on a Xeon of family 6, model 207): switch to the best core this CPU runs,
+        // unless OPENBLAS_CORETYPE was set or UNIVERSEG_OPENBLAS_AUTOCORE=0.
+        Platform.chooseBetterOpenBLASCoreIfNeeded()
         let missing = Platform.missingKernelCPUFeatures()
         if !missing.isEmpty {
             FileHandle.standardError.write(Data(("universeg-worker: this CPU lacks \(missing.joined(separator: ", ")), "

@@ -11,12 +11,7 @@ struct VersionCommand: ParsableCommand {
         print("librdkafka \(Platform.rdkafkaVersion)")
         print("libpng \(Platform.libpngVersion)")
         print("OpenBLAS \(Platform.openBLAS)")
-        let environment = ProcessInfo.processInfo.environment
-        if let fallback = environment[Platform.openBLASRestartMarker], let core = environment["OPENBLAS_CORETYPE"] {
-            print("OpenBLAS core: \(core), chosen by universeg-worker (OpenBLAS picked \(fallback), a generic core, for this CPU)")
-        } else if let core = environment["OPENBLAS_CORETYPE"] {
-            print("OpenBLAS core: OPENBLAS_CORETYPE=\(core) from the environment")
-        }
+        print("OpenBLAS core: \(Platform.openBLASCore), \(Platform.openBLASCoreOrigin)")
         let features = Platform.kernelCPUFeatures
         print("kernels: \(features.isEmpty ? "baseline instruction set (portable build)" : "compiled for " + features.joined(separator: "+").uppercased())")
         print("cores usable: \(Platform.availableCores) (affinity mask, of \(Platform.onlineCores) online)")

@@ -33,8 +33,6 @@ import SegTesting
         #expect(Platform.betterOpenBLASCore(environment: [:], loadedCore: "Zen", cpuinfo: avx2) == nil)
         #expect(Platform.betterOpenBLASCore(environment: ["OPENBLAS_CORETYPE": "Prescott"], loadedCore: "Prescott", cpuinfo: avx2) == nil,
                 "a user's choice is kept")
-        #expect(Platform.betterOpenBLASCore(environment: [Platform.openBLASRestartMarker: "Prescott"], loadedCore: "Prescott",
-                                            cpuinfo: avx2) == nil, "never a second restart")
         #expect(Platform.betterOpenBLASCore(environment: [:], loadedCore: "Prescott", cpuinfo: "flags\t: fpu sse2\n") == nil)
     }
 
@@ -44,7 +42,7 @@ import SegTesting
     @Test func theBinaryNeverRunsAGenericCoreWhereABetterOneExists() throws {
         let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
         guard Platform.openBLASCore(cpuinfo: cpuinfo) != nil else { return }  // nothing better on this CPU
-        let r = try runToCompletion("/usr/bin/env", ["-u", "OPENBLAS_CORETYPE", "-u", Platform.openBLASRestartMarker,
+        let r = try runToCompletion("/usr/bin/env", ["-u", "OPENBLAS_CORETYPE",
                                                      "-u", Platform.openBLASAutoCoreSwitch, Worker.executable, "version"])
         #expect(r.status == 0, "\(r.stderr)")
         let line = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("OpenBLAS ") && $0.contains("(core ") })
@@ -55,7 +53,7 @@ import SegTesting
     /// UNIVERSEG_OPENBLAS_AUTOCORE=0 keeps OpenBLAS's own choice: no restart, and `version` does
     /// not claim the worker chose the core.
     @Test func theAutomaticCoreChoiceCanBeTurnedOff() throws {
-        let r = try runToCompletion("/usr/bin/env", ["-u", "OPENBLAS_CORETYPE", "-u", Platform.openBLASRestartMarker,
+        let r = try runToCompletion("/usr/bin/env", ["-u", "OPENBLAS_CORETYPE",
                                                      "\(Platform.openBLASAutoCoreSwitch)=0", Worker.executable, "version"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(!r.stdout.contains("chosen by universeg-worker"), "\(r.stdout)")
