@@ -1,4 +1,7 @@
 internal import COpenBLAS
+#if canImport(Glibc)
+internal import Glibc
+#endif
 internal import Synchronization
 
 /// The one door to OpenBLAS: thread control and the single `sgemm` entry point that every
@@ -14,7 +17,10 @@ public enum BLAS {
         let n = max(1, count)
         Parallel.threadCount = n
         independent.store(mode == .independentCalls, ordering: .relaxed)
-        openblas_set_num_threads(Int32(clamping: mode == .independentCalls ? 1 : n))
+        let blasThreads = Int32(clamping: mode == .independentCalls ? 1 : n)
+        // Only on a change: openblas_set_num_threads restarts a stopped thread pool
+        // (see `stopIdleThreadPool`), even for one thread.
+        if openblas_get_num_threads() != blasThreads { openblas_set_num_threads(blasThreads) }
     }
 
     public enum ThreadingMode: Sendable {
@@ -38,6 +44,19 @@ public enum BLAS {
         } else {
             for i in 0..<count { body(i) }
         }
+    }
+
+    /// Stops OpenBLAS's thread pool, which it starts when it is loaded: each idle worker spins
+    /// (sched_yield) for 2^28 cycles, about 100 ms, before it sleeps, which on a 2-core machine
+    /// takes one core from the first 100 ms of every command. Sets OpenBLAS to one thread first;
+    /// OpenBLAS starts the pool again when `setThreadCount` asks it for more (`.threadedCalls`).
+    /// Call at start, before any BLAS call and before other threads exist; the pool stays where
+    /// the OpenBLAS lacks blas_thread_shutdown_.
+    public static func stopIdleThreadPool() {
+        setThreadCount(1)
+        guard let shutdown = dlsym(nil, "blas_thread_shutdown_") else { return }
+        typealias Entry = @convention(c) () -> Int32
+        _ = unsafeBitCast(shutdown, to: Entry.self)()
     }
 
     /// The number of threads OpenBLAS currently uses.

@@ -28,21 +28,29 @@ extension Winograd {
         ]
         var u = [Float](repeating: 0, count: 36 * outChannels * inChannels)
         let plane = outChannels * inChannels
-        for o in 0..<outChannels {
-            for c in 0..<inChannels {
-                let g = weight + o * rowStride + c * 9
-                // Gg: 6 x 3
-                var gg = [Double](repeating: 0, count: 18)
-                for i in 0..<6 {
-                    for j in 0..<3 {
-                        gg[3 * i + j] = g6[i].0 * Double(g[j]) + g6[i].1 * Double(g[3 + j]) + g6[i].2 * Double(g[6 + j])
-                    }
-                }
-                // (Gg) Gᵀ: 6 x 6
-                for i in 0..<6 {
-                    for j in 0..<6 {
-                        let value = gg[3 * i] * g6[j].0 + gg[3 * i + 1] * g6[j].1 + gg[3 * i + 2] * g6[j].2
-                        u[(i * 6 + j) * plane + o * inChannels + c] = Float(value)
+        u.withUnsafeMutableBufferPointer { buffer in
+            let u = buffer.baseAddress!
+            // Output channels side by side: this runs once per filter when weights are loaded.
+            Parallel.forEachChunk(outChannels, maxChunks: Parallel.threadCount) { _, rows in
+                withUnsafeTemporaryAllocation(of: Double.self, capacity: 18) { scratch in
+                    let gg = scratch.baseAddress!
+                    for o in rows {
+                        for c in 0..<inChannels {
+                            let g = weight + o * rowStride + c * 9
+                            // Gg: 6 x 3
+                            for i in 0..<6 {
+                                for j in 0..<3 {
+                                    gg[3 * i + j] = g6[i].0 * Double(g[j]) + g6[i].1 * Double(g[3 + j]) + g6[i].2 * Double(g[6 + j])
+                                }
+                            }
+                            // (Gg) Gᵀ: 6 x 6
+                            for i in 0..<6 {
+                                for j in 0..<6 {
+                                    let value = gg[3 * i] * g6[j].0 + gg[3 * i + 1] * g6[j].1 + gg[3 * i + 2] * g6[j].2
+                                    u[(i * 6 + j) * plane + o * inChannels + c] = Float(value)
+                                }
+                            }
+                        }
                     }
                 }
             }

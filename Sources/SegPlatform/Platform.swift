@@ -159,6 +159,19 @@ public enum Platform {
         }
     }
 
+    /// Milliseconds since this process started (its start time in /proc/self/stat against
+    /// /proc/uptime; 10 ms resolution), nil without /proc.
+    public static var processAgeMilliseconds: Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/self/stat", encoding: .utf8),
+              let uptime = try? String(contentsOfFile: "/proc/uptime", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        // After the command name: field 3 (state) onwards; field 22 is the start time in ticks.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 19, let start = Double(fields[19]),
+              let up = uptime.split(separator: " ").first.flatMap({ Double($0) }) else { return nil }
+        return (up - start / Double(sysconf(Int32(_SC_CLK_TCK)))) * 1000
+    }
+
     /// Peak resident set size of this process (VmHWM), in bytes; nil where /proc is unavailable.
     public static var peakResidentBytes: Int? { statusField("VmHWM:") }
 

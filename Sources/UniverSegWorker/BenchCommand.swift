@@ -44,6 +44,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .customLong("blas-threaded"), help: "Let OpenBLAS thread each sgemm call instead of running independent calls side by side.")
     var blasThreaded = false
 
+    @Option(name: .customLong("save-logits"), help: "Directory to write the logits of each N to, as logits-nN.npy (float32 [S,S]), for comparisons with other runtimes.")
+    var saveLogits: String?
+
     @Flag(help: "Benchmark the kernels (sgemm, im2col, 3x3 convolution) instead of the network.")
     var kernels = false
 
@@ -76,6 +79,12 @@ struct BenchCommand: ParsableCommand {
         for n in sizeList {
             guard n <= support.count else { throw ValidationError("N=\(n) exceeds the \(support.count) support entries of --inputs") }
             let entries = Array(0..<n)
+            if let saveLogits {
+                try FileManager.default.createDirectory(atPath: saveLogits, withIntermediateDirectories: true)
+                let logits = try session.logits(query: query, support: support, entries: entries)
+                try FileIO.writeAtomically(NPY.encodeFloat32(logits, shape: [cfg.inputSize, cfg.inputSize]),
+                                           to: saveLogits + "/logits-n\(n).npy")
+            }
             for t in threadList {
                 BLAS.setThreadCount(t, mode: blasThreaded ? .threadedCalls : .independentCalls)
                 _ = try session.logits(query: query, support: support, entries: entries)

@@ -6,6 +6,7 @@ import SegKernels
 import SegModel
 import SegPlatform
 import SegService
+import SegTiming
 
 struct SegmentCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -50,6 +51,9 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "OpenBLAS threads. Default: the number of available cores.")
     var threads: Int?
 
+    @Flag(help: "Print where the time went (weights, support set, inputs, inference, output) to standard error.")
+    var timings = false
+
     @Option(name: .customLong("ground-truth"), help: "Directory of ground-truth masks named like the images (nonzero = foreground): prints the Dice score of each mask.")
     var groundTruth: String?
 
@@ -89,10 +93,13 @@ struct SegmentCommand: ParsableCommand {
 
     func run() throws {
         BLAS.setThreadCount(threads ?? Platform.availableCores)
+        var clock = PhaseClock()
         // Validate everything before writing anything.
         let weightsFile = try WeightsFile(path: try DefaultWeights.resolve(weights))
         let size = weightsFile.model.configuration.inputSize
+        clock.lap("weights")
         let supportSet = try SupportSetDirectory.load(directory: support, size: size)
+        clock.lap("support set")
         let options = EnsembleOptions(supportSize: supportSize, ensembleCount: ensemble, seed: seed)
         let subsets = try options.subsets(poolSize: supportSet.tensors.count)
         var decoded: [(path: String, input: Input)] = []
@@ -111,6 +118,7 @@ struct SegmentCommand: ParsableCommand {
             }
         }
         try createDirectory(out)
+        clock.lap("inputs")
 
         let session = InferenceSession(model: weightsFile.model)
         var scores: [Double] = []
@@ -128,6 +136,7 @@ struct SegmentCommand: ParsableCommand {
             }
             let mask = Preprocess.mask(probabilities: probabilities, size: size, width: image.width,
                                        height: image.height, threshold: threshold)
+            clock.lap("inference")
             try FileIO.writeAtomically(try PNGCodec.encodeGray8(mask, width: image.width, height: image.height),
                                        to: "\(out)/\(name).mask.png")
             if logits {
@@ -162,6 +171,28 @@ struct SegmentCommand: ParsableCommand {
         }
         if !scores.isEmpty {
             print(String(format: "mean Dice over %d images: %.1f", scores.count, 100 * scores.reduce(0, +) / Double(scores.count)))
+        }
+        clock.lap("output")
+        if timings { FileHandle.standardError.write(Data((clock.summary + "\n").utf8)) }
+    }
+
+    /// Milliseconds per phase, summed over repeated laps of the same phase.
+    struct PhaseClock {
+        private var last = ContinuousClock.now
+        private var phases: [(String, Double)] = []
+
+        mutating func lap(_ phase: String) {
+            let now = ContinuousClock.now
+            let ms = (now - last).milliseconds
+            last = now
+            if let i = phases.firstIndex(where: { $0.0 == phase }) { phases[i].1 += ms } else { phases.append((phase, ms)) }
+        }
+
+        var summary: String {
+            let total = phases.reduce(0) { $0 + $1.1 }
+            let started = Platform.processAgeMilliseconds.map { String(format: "process age at exit %.0f ms; ", $0) } ?? ""
+            return "timings: " + started + phases.map { "\($0.0) " + String(format: "%.1f ms", $0.1) }.joined(separator: ", ")
+                + String(format: "; run %.1f ms", total)
         }
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SegKernels
 import SegPlatform
 
 @main
@@ -22,6 +23,7 @@ struct UniverSegWorkerCommand: ParsableCommand {
         // (2.7x slower on a Xeon of family 6, model 207): switch to the best core this CPU runs,
         // unless OPENBLAS_CORETYPE was set or UNIVERSEG_OPENBLAS_AUTOCORE=0.
         Platform.chooseBetterOpenBLASCoreIfNeeded()
+        BLAS.stopIdleThreadPool()
         let missing = Platform.missingKernelCPUFeatures()
         if !missing.isEmpty {
             FileHandle.standardError.write(Data(("universeg-worker: this CPU lacks \(missing.joined(separator: ", ")), "
