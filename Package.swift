@@ -2,7 +2,7 @@
 // universeg-worker: few-shot medical image segmentation (UniverSeg) as a Kafka worker daemon.
 //
 // Layers (dependencies point downwards only):
-//   C shims (CRdKafka, COpenBLAS, CLibPNG, CSystemd)      system libraries via pkg-config
+//   C shims (CRdKafka, COpenBLAS, CLibPNG, CSystemd, CCrypto)   system libraries via pkg-config
 //   SegTiming    `Duration.milliseconds` (no dependencies, so any layer can time without the kernels)
 //   SegKernels   float32 NCHW kernels over one sgemm entry point     (no I/O, no logging, no async)
 //   SegModel     the UniverSeg network, weights container, ensembling, Dice (no I/O, no logging, no async)
@@ -54,6 +54,7 @@ let package = Package(
         .systemLibrary(name: "CRdKafka", pkgConfig: "rdkafka", providers: [.apt(["librdkafka-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CLibPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
 
         // DCMTK's dcmtk.pc is unusable (it requires sndfile, which libdcmtk-dev does not pull in):
@@ -74,7 +75,7 @@ let package = Package(
         .target(name: "SegModel", dependencies: ["SegKernels"], swiftSettings: swiftSettings),
 
         // MARK: I/O and platform
-        .target(name: "SegIO", dependencies: ["SegModel", "CLibPNG"], swiftSettings: swiftSettings),
+        .target(name: "SegIO", dependencies: ["SegModel", "CLibPNG", "CCrypto"], swiftSettings: swiftSettings),
         .target(name: "SegKafka", dependencies: ["CRdKafka"], swiftSettings: swiftSettings),
         .target(
             name: "SegPlatform",

@@ -10,7 +10,7 @@
 # Packaging (Scripts/package, Tests/WorkerCLITests/DebianPackageTests.swift): dpkg-dev
 # (dpkg-shlibdeps), lintian, help2man (the manual page), and libcurl4-openssl-dev, whose libcurl.so
 # the statically linked FoundationNetworking of `--static-swift-stdlib` links against.
-APT_PACKAGES=(pkg-config librdkafka-dev libopenblas-dev libpng-dev libsystemd-dev systemd
+APT_PACKAGES=(pkg-config librdkafka-dev libopenblas-dev libpng-dev libssl-dev libsystemd-dev systemd
               libdcmtk-dev dcmtk orthanc orthanc-dicomweb dicom3tools prometheus
               dpkg-dev lintian help2man libcurl4-openssl-dev)
 

@@ -26,36 +26,51 @@ extension Winograd {
             (1.0 / 4, 0, 0), (-1.0 / 6, -1.0 / 6, -1.0 / 6), (-1.0 / 6, 1.0 / 6, -1.0 / 6),
             (1.0 / 24, 1.0 / 12, 1.0 / 6), (1.0 / 24, -1.0 / 12, 1.0 / 6), (0, 0, 1),
         ]
-        var u = [Float](repeating: 0, count: 36 * outChannels * inChannels)
         let plane = outChannels * inChannels
-        u.withUnsafeMutableBufferPointer { buffer in
+        // Every element is written below: no zeroing first.
+        return [Float](unsafeUninitializedCapacity: 36 * plane) { buffer, initialized in
+            initialized = 36 * plane
             let u = buffer.baseAddress!
             // Output channels side by side: this runs once per filter when weights are loaded.
             Parallel.forEachChunk(outChannels, maxChunks: Parallel.threadCount) { _, rows in
-                withUnsafeTemporaryAllocation(of: Double.self, capacity: 18) { scratch in
-                    let gg = scratch.baseAddress!
+                // 16 input channels at a time: their 36 values go to 36 planes as runs of 16
+                // floats, not as 36 scattered stores per channel.
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 36 * 16) { scratch in
+                    let block = scratch.baseAddress!
                     for o in rows {
-                        for c in 0..<inChannels {
-                            let g = weight + o * rowStride + c * 9
-                            // Gg: 6 x 3
-                            for i in 0..<6 {
-                                for j in 0..<3 {
-                                    gg[3 * i + j] = g6[i].0 * Double(g[j]) + g6[i].1 * Double(g[3 + j]) + g6[i].2 * Double(g[6 + j])
+                        var c0 = 0
+                        while c0 < inChannels {
+                            let count = min(16, inChannels - c0)
+                            for dc in 0..<count {
+                                let g = weight + o * rowStride + (c0 + dc) * 9
+                                // Gg: 6 x 3, then (Gg) Gᵀ: 6 x 6, in double precision.
+                                var gg: (Double, Double, Double, Double, Double, Double, Double, Double, Double,
+                                         Double, Double, Double, Double, Double, Double, Double, Double, Double) =
+                                    (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+                                withUnsafeMutableBytes(of: &gg) { raw in
+                                    let gg = raw.baseAddress!.assumingMemoryBound(to: Double.self)
+                                    for i in 0..<6 {
+                                        for j in 0..<3 {
+                                            gg[3 * i + j] = g6[i].0 * Double(g[j]) + g6[i].1 * Double(g[3 + j]) + g6[i].2 * Double(g[6 + j])
+                                        }
+                                    }
+                                    for i in 0..<6 {
+                                        for j in 0..<6 {
+                                            let value = gg[3 * i] * g6[j].0 + gg[3 * i + 1] * g6[j].1 + gg[3 * i + 2] * g6[j].2
+                                            block[(i * 6 + j) * 16 + dc] = Float(value)
+                                        }
+                                    }
                                 }
                             }
-                            // (Gg) Gᵀ: 6 x 6
-                            for i in 0..<6 {
-                                for j in 0..<6 {
-                                    let value = gg[3 * i] * g6[j].0 + gg[3 * i + 1] * g6[j].1 + gg[3 * i + 2] * g6[j].2
-                                    u[(i * 6 + j) * plane + o * inChannels + c] = Float(value)
-                                }
+                            for k in 0..<36 {
+                                (u + k * plane + o * inChannels + c0).update(from: block + k * 16, count: count)
                             }
+                            c0 += count
                         }
                     }
                 }
             }
         }
-        return u
     }
 
     static func conv3x3F4(
