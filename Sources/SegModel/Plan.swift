@@ -23,7 +23,7 @@ struct Plan {
             let w = cfg.encoderWidths[l]
             let cin = max(inputs[l].query, inputs[l].support, w)
             im2col = max(im2col, Conv2D.scratchCount(inChannels: cin, height: s, width: s))
-            winograd = max(winograd, Winograd.scratchCount(inChannels: cin, outChannels: w, height: s, width: s))
+            winograd = max(winograd, Plan.winogradScratch(inChannels: cin, outChannels: w, side: s))
             out = max(out, w * s * s)
             input = max(input, inputs[l].support * s * s)
             perEntry = max(perEntry, l == cfg.levels - 1 ? w * s * s : w * (s / 2) * (s / 2))
@@ -34,7 +34,7 @@ struct Plan {
             let w = cfg.decoderWidths[j]
             let cin = inputs[cfg.levels + j].support
             im2col = max(im2col, Conv2D.scratchCount(inChannels: max(cin, w), height: s, width: s))
-            winograd = max(winograd, Winograd.scratchCount(inChannels: max(cin, w), outChannels: w, height: s, width: s))
+            winograd = max(winograd, Plan.winogradScratch(inChannels: max(cin, w), outChannels: w, side: s))
             out = max(out, w * s * s)
             input = max(input, cin * s * s)
             perEntry = max(perEntry, w * s * s)
@@ -44,6 +44,13 @@ struct Plan {
         self.blockOutput = out
         self.blockInput = input
         self.supportPerEntry = perEntry
+    }
+
+    /// Enough for either Winograd variant: the filters carry the variant they were made with.
+    static func winogradScratch(inChannels: Int, outChannels: Int, side: Int) -> Int {
+        Winograd.Variant.allCases.map {
+            Winograd.scratchCount(inChannels: inChannels, outChannels: outChannels, height: side, width: side, variant: $0)
+        }.max() ?? 0
     }
 
     /// Convolution scratch for `threads` threads (im2col bands run side by side).
