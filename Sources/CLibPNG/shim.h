@@ -140,14 +140,15 @@ static inline int useg_png_decode(const unsigned char *data, size_t size,
 /// reports errors through `image.message` instead of longjmp).
 /// Call with `out == NULL` to learn the size, then again with a buffer of that size.
 /// Returns 0 on success and -1 with `message` set on failure.
-static inline int useg_png_encode_gray8(const unsigned char *pixels, uint32_t width, uint32_t height,
-                                        void *out, size_t *out_size, char *message, size_t message_size) {
+/* 8-bit pixels, row-major: channels 1 (gray) or 3 (RGB). */
+static inline int useg_png_encode8(const unsigned char *pixels, uint32_t width, uint32_t height, int channels,
+                                   void *out, size_t *out_size, char *message, size_t message_size) {
     png_image image;
     memset(&image, 0, sizeof(image));
     image.version = PNG_IMAGE_VERSION;
     image.width = width;
     image.height = height;
-    image.format = PNG_FORMAT_GRAY;
+    image.format = channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
     if (!png_image_write_to_memory(&image, out, out_size, 0, pixels, 0, NULL)) {
         snprintf(message, message_size, "%s", image.message);
         png_image_free(&image);

@@ -15,13 +15,16 @@ package struct FewShotEvaluation {
         package var ensembleCounts: [Int]
         package var seed: UInt64
         package var threshold: Float
+        /// Keep UniverSeg's masks at the largest evaluated N and the largest K (for pictures).
+        package var keepPredictions: Bool
 
         package init(supportSizes: [Int] = [1, 4, 16, 64], ensembleCounts: [Int] = [1, 10], seed: UInt64 = 0,
-                    threshold: Float = 0.5) {
+                    threshold: Float = 0.5, keepPredictions: Bool = false) {
             self.supportSizes = supportSizes
             self.ensembleCounts = ensembleCounts
             self.seed = seed
             self.threshold = threshold
+            self.keepPredictions = keepPredictions
         }
     }
 
@@ -49,6 +52,15 @@ package struct FewShotEvaluation {
         }
     }
 
+    /// UniverSeg's mask of one test image (at the label's resolution, 0/1) and its Dice, percent.
+    package struct Prediction: Sendable {
+        package let item: Int
+        package let supportSize: Int
+        package let ensemble: Int
+        package let dice: Double
+        package let mask: [UInt8]
+    }
+
     package struct Report: Codable, Sendable {
         package let dataset: String
         package let label: String
@@ -57,6 +69,8 @@ package struct FewShotEvaluation {
         package let seed: UInt64
         package let rows: [Row]
         package let skipped: [Int]
+        /// With `Options.keepPredictions`: one per test image (not part of the JSON).
+        package var predictions: [Prediction] = []
 
         enum CodingKeys: String, CodingKey {
             case dataset, label, seed, rows, skipped, poolSize = "pool_size", testSize = "test_size"
@@ -96,6 +110,8 @@ package struct FewShotEvaluation {
         let kMax = options.ensembleCounts.max() ?? 1
         var rows: [Row] = []
         var skipped: [Int] = []
+        var predictions: [Prediction] = []
+        let keepN = options.keepPredictions ? options.supportSizes.filter { $0 <= pool.count }.max() : nil
         for n in options.supportSizes {
             guard n <= pool.count else {
                 skipped.append(n)
@@ -134,8 +150,12 @@ package struct FewShotEvaluation {
                         for i in mean.indices { mean[i] *= scale }
                         let mask = Preprocess.mask(probabilities: mean, size: size, width: item.width,
                                                    height: item.height, threshold: options.threshold)
-                        dice[method, default: [:]][k, default: []].append(
-                            SegmentationMetrics.dice(mask.map { Float($0) }, item.truth))
+                        let score = SegmentationMetrics.dice(mask.map { Float($0) }, item.truth)
+                        dice[method, default: [:]][k, default: []].append(score)
+                        if method == .universeg, n == keepN, k == kMax {
+                            predictions.append(Prediction(item: index, supportSize: n, ensemble: k, dice: 100 * score,
+                                                          mask: mask.map { $0 != 0 ? 1 : 0 }))
+                        }
                     }
                 }
             }
@@ -154,7 +174,9 @@ package struct FewShotEvaluation {
                 }
             }
         }
-        return Report(dataset: dataset.name, label: dataset.labelName, poolSize: pool.count, testSize: test.count,
-                      seed: options.seed, rows: rows, skipped: skipped)
+        var report = Report(dataset: dataset.name, label: dataset.labelName, poolSize: pool.count, testSize: test.count,
+                            seed: options.seed, rows: rows, skipped: skipped)
+        report.predictions = predictions
+        return report
     }
 }

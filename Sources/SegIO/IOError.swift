@@ -15,6 +15,8 @@ public struct IOError: Error, Equatable, CustomStringConvertible, Sendable {
         public static let imageEncode = Code(name: "image_encode")
         public static let invalidWeights = Code(name: "invalid_weights")
         public static let invalidSupportSet = Code(name: "support_set_invalid")
+        /// An evaluation suite file or task argument (`eval --suite`, `--task`).
+        public static let invalidSuite = Code(name: "suite_invalid")
         public var description: String { name }
     }
 

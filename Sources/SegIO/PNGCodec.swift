@@ -95,20 +95,29 @@ public enum PNGCodec {
 
     /// Encodes 8-bit grayscale pixels (row-major, width*height bytes) as PNG.
     public static func encodeGray8(_ pixels: [UInt8], width: Int, height: Int) throws -> [UInt8] {
-        guard width > 0, height > 0, pixels.count == width * height else {
-            throw IOError(.imageEncode, "cannot encode a \(width)x\(height) image from \(pixels.count) bytes")
+        try encode8(pixels, width: width, height: height, channels: 1)
+    }
+
+    /// Encodes 8-bit RGB pixels (row-major, 3*width*height bytes, R G B per pixel) as PNG.
+    public static func encodeRGB8(_ pixels: [UInt8], width: Int, height: Int) throws -> [UInt8] {
+        try encode8(pixels, width: width, height: height, channels: 3)
+    }
+
+    private static func encode8(_ pixels: [UInt8], width: Int, height: Int, channels: Int) throws -> [UInt8] {
+        guard width > 0, height > 0, pixels.count == channels * width * height else {
+            throw IOError(.imageEncode, "cannot encode a \(width)x\(height) image of \(channels) channels from \(pixels.count) bytes")
         }
         var size = 0
         var message = [CChar](repeating: 0, count: 200)
         let probe = pixels.withUnsafeBufferPointer { px in
-            useg_png_encode_gray8(px.baseAddress, UInt32(width), UInt32(height), nil, &size, &message, message.count)
+            useg_png_encode8(px.baseAddress, UInt32(width), UInt32(height), Int32(channels), nil, &size, &message, message.count)
         }
         guard probe == 0, size > 0 else { throw IOError(.imageEncode, "PNG encoding failed: \(string(message))") }
         var out = [UInt8](repeating: 0, count: size)
         let status = pixels.withUnsafeBufferPointer { px in
             out.withUnsafeMutableBytes { o in
-                useg_png_encode_gray8(px.baseAddress, UInt32(width), UInt32(height), o.baseAddress, &size,
-                                      &message, message.count)
+                useg_png_encode8(px.baseAddress, UInt32(width), UInt32(height), Int32(channels), o.baseAddress, &size,
+                                 &message, message.count)
             }
         }
         guard status == 0 else { throw IOError(.imageEncode, "PNG encoding failed: \(string(message))") }
