@@ -15,8 +15,8 @@ Two task sources:
       membrane-like.
 * ``RealTasks``: each (dataset, label) pair of a datasets directory (layout
   ``DATASET/128/images/ID.png`` and ``DATASET/128/labels/LABEL/ID.png``), with a seeded
-  train/validation split of the IDs. Excluded datasets (always ``wbc-cv``, held out) are never
-  read.
+  train/validation split of the IDs. Excluded datasets (always the held-out suite: ``wbc-cv``,
+  ``covid19-ct-infection``, ``fuseg-foot-ulcer``, ``isic2017-skin-lesion``) are never read.
 
 Augmentations follow the paper's Table 4 (shared/seed/universeg-notes.txt): in-task augmentations
 drawn independently for every example, then task augmentations drawn once per task and applied
@@ -38,7 +38,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-HELD_OUT = ("wbc-cv",)
+# The held-out suite (Config/eval/heldout.suite): wbc-cv and three datasets whose modality no
+# training dataset shares (chest CT, clinical wound photos, dermoscopy). Never read for training.
+HELD_OUT = ("wbc-cv", "covid19-ct-infection", "fuseg-foot-ulcer", "isic2017-skin-lesion")
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,9 +17,12 @@ package struct FewShotEvaluation {
         package var threshold: Float
         /// Keep UniverSeg's masks at the largest evaluated N and the largest K (for pictures).
         package var keepPredictions: Bool
+        /// At most this many test queries (the first of the seeded test split, a random subset).
+        package var maxQueries: Int?
 
         package init(supportSizes: [Int] = [1, 4, 16, 64], ensembleCounts: [Int] = [1, 10], seed: UInt64 = 0,
-                    threshold: Float = 0.5, keepPredictions: Bool = false) {
+                    threshold: Float = 0.5, keepPredictions: Bool = false, maxQueries: Int? = nil) {
+            self.maxQueries = maxQueries
             self.supportSizes = supportSizes
             self.ensembleCounts = ensembleCounts
             self.seed = seed
@@ -102,7 +105,8 @@ package struct FewShotEvaluation {
     }
 
     package func run(progress: (String) -> Void = { _ in }) throws -> Report {
-        let (pool, test) = dataset.split(seed: options.seed)
+        let (pool, allTests) = dataset.split(seed: options.seed)
+        let test = options.maxQueries.map { Array(allTests.prefix(max(1, $0))) } ?? allTests
         let support = try SupportTensors(images: pool.map { dataset.items[$0].image },
                                          labels: pool.map { dataset.items[$0].label }, size: dataset.size)
         let session = InferenceSession(model: model)

@@ -45,6 +45,9 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Directory for the pictures of each task (created if missing).")
     var pictures: String?
 
+    @Option(name: .customLong("max-queries"), help: "At most this many test queries per task (a seeded random subset of the 30% test split).")
+    var maxQueries: Int?
+
     @Option(name: .customLong("support-size"), parsing: .upToNextOption, help: "Support sizes N.")
     var supportSizes: [Int] = [1, 4, 16, 64]
 
@@ -68,6 +71,7 @@ struct EvalCommand: ParsableCommand {
             throw ValidationError("give either --dataset and --label, or a suite (--task DIR:LABEL ... or --suite FILE)")
         }
         if single && (dataset == nil || label == nil) { throw ValidationError("--dataset and --label go together") }
+        if let maxQueries, maxQueries < 1 { throw ValidationError("--max-queries must be at least 1") }
     }
 
     func run() throws {
@@ -84,7 +88,8 @@ struct EvalCommand: ParsableCommand {
             let data = try LabeledDataset(directory: task.directory, label: task.label, size: weightsFile.model.configuration.inputSize)
             let evaluation = try FewShotEvaluation(
                 model: weightsFile.model, dataset: data,
-                options: .init(supportSizes: supportSizes, ensembleCounts: ensemble, seed: seed, keepPredictions: pictures != nil))
+                options: .init(supportSizes: supportSizes, ensembleCounts: ensemble, seed: seed, keepPredictions: pictures != nil,
+                               maxQueries: maxQueries))
             let report = try evaluation.run { line in
                 if !json { FileHandle.standardError.write(Data(("\(data.name)/\(data.labelName) " + line + "\n").utf8)) }
             }

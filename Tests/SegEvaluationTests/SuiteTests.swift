@@ -30,6 +30,18 @@ import Testing
         }
     }
 
+    /// The shipped held-out suite parses, and training never reads its datasets: each is in the
+    /// training script's HELD_OUT.
+    @Test func theHeldOutSuiteIsExcludedFromTraining() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let suite = try EvaluationSuite(path: root.appendingPathComponent("Config/eval/heldout.suite").path)
+        let script = try String(contentsOf: root.appendingPathComponent("Scripts/universeg_data.py"), encoding: .utf8)
+        let line = try #require(script.split(separator: "\n").first { $0.hasPrefix("HELD_OUT = (") })
+        let names = Set(suite.tasks.map { URL(fileURLWithPath: $0.directory).deletingLastPathComponent().lastPathComponent })
+        #expect(names.count == 4 && names.contains("wbc-cv"))
+        for name in names { #expect(line.contains("\"\(name)\""), "\(name) is not in HELD_OUT") }
+    }
+
     static func row(_ method: FewShotEvaluation.Method, _ n: Int, _ k: Int, _ dice: Double) -> FewShotEvaluation.Row {
         FewShotEvaluation.Row(method: method, supportSize: n, ensemble: k, dice: dice, diceStd: 0, perImage: [], msPerQuery: 0)
     }
@@ -112,6 +124,22 @@ import Testing
         // Luminance 0.299 R + 0.587 G + 0.114 B.
         #expect(abs(decoded.values[0] / decoded.maxValue - 0.299) < 0.01)
         #expect(abs(decoded.values[1] / decoded.maxValue - 0.114) < 0.01)
+    }
+
+    @Test func maxQueriesTakesTheFirstOfTheSeededTestSplit() throws {
+        let data = try SyntheticDataset(count: 20)
+        let cfg = UniverSegConfiguration(encoderWidths: [4, 4], decoderWidths: [4], inputSize: 16)
+        let dataset = try LabeledDataset(directory: data.path, label: "bright", size: 16)
+        let model = try UniverSeg.randomlyInitialized(cfg, seed: 1)
+        let all = try FewShotEvaluation(model: model, dataset: dataset,
+                                        options: .init(supportSizes: [4], ensembleCounts: [1], seed: 5)).run()
+        let some = try FewShotEvaluation(model: model, dataset: dataset,
+                                         options: .init(supportSizes: [4], ensembleCounts: [1], seed: 5, maxQueries: 2)).run()
+        #expect(all.testSize == 6 && some.testSize == 2)
+        for method in FewShotEvaluation.Method.allCases {
+            let a = try #require(all.rows.first { $0.method == method }), s = try #require(some.rows.first { $0.method == method })
+            #expect(Array(a.perImage.prefix(2)) == s.perImage, "\(method)")
+        }
     }
 
     @Test func predictionsAreKeptForTheLargestNAndKWithTheRowsDice() throws {
