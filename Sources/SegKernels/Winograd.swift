@@ -131,31 +131,45 @@ public enum Winograd {
                 (plane + (height + 1) * pw).update(repeating: 0, count: (ph - height - 1) * pw)
             }
         }
-        let v = scratch + cin * ph * pw
-        let maxTiles = rowsPerBand * tilesX
-        let m = v + 16 * (cin * maxTiles + planePad)
         let hw = height * width
-        // The products accumulate into M (beta 1), which is all zero here and is zeroed again
-        // by the output transform as it reads each band: OpenBLAS then skips its separate pass
-        // that clears C before every beta-0 product.
-        m.update(repeating: 0, count: 16 * (cout * maxTiles + planePad))
+        bands(planes: 16, filter: filter, tilesX: tilesX, tilesY: tilesY, rowsPerBand: rowsPerBand,
+              v: scratch + cin * ph * pw, threads: threads) { ty0, ty1, v in
+            inputTransform(padded: padded, channels: cin, paddedHeight: ph, paddedWidth: pw,
+                           tileRowStart: ty0, tileRowEnd: ty1, tilesX: tilesX, into: v, threads: threads)
+        } output: { m, tiles, ty0, ty1 in
+            outputTransform(m: m, channels: cout, tiles: tiles, tileRowStart: ty0, tileRowEnd: ty1,
+                            tilesX: tilesX, height: height, width: width, bias: bias, output: output,
+                            planeStride: hw, accumulate: accumulate, activation: activation, threads: threads)
+        }
+    }
+
+    /// The band loop of both variants. Per band of tile rows: the input transform into V (at
+    /// `v`), the `planes` independent products M_k = U_k V_k, then the output transform. The
+    /// products accumulate into M (beta 1), which is all zero here and is zeroed again by the
+    /// output transform as it reads each band: OpenBLAS then skips its separate pass that clears
+    /// C before every beta-0 product.
+    static func bands(planes: Int, filter: Filter, tilesX: Int, tilesY: Int, rowsPerBand: Int,
+                      v: UnsafeMutablePointer<Float>, threads: Int,
+                      input: (_ tileRowStart: Int, _ tileRowEnd: Int, _ v: UnsafeMutablePointer<Float>) -> Void,
+                      output: (_ m: UnsafeMutablePointer<Float>, _ tiles: Int, _ tileRowStart: Int, _ tileRowEnd: Int) -> Void) {
+        let cin = filter.inChannels, cout = filter.outChannels
+        let maxTiles = rowsPerBand * tilesX
+        let m = v + planes * (cin * maxTiles + planePad)
+        m.update(repeating: 0, count: planes * (cout * maxTiles + planePad))
         filter.u.withUnsafeBufferPointer { uBuffer in
             let u = uBuffer.baseAddress!
             var ty0 = 0
             while ty0 < tilesY {
                 let ty1 = min(tilesY, ty0 + rowsPerBand)
                 let tiles = (ty1 - ty0) * tilesX
-                inputTransform(padded: padded, channels: cin, paddedHeight: ph, paddedWidth: pw,
-                               tileRowStart: ty0, tileRowEnd: ty1, tilesX: tilesX, into: v, threads: threads)
+                input(ty0, ty1, v)
                 let vStride = cin * tiles + planePad, mStride = cout * tiles + planePad
-                // The 16 products are independent: with one-thread BLAS they run side by side.
-                BLAS.forEachIndependent(16, threads: threads) { k in
+                // The products are independent: with one-thread BLAS they run side by side.
+                BLAS.forEachIndependent(planes, threads: threads) { k in
                     BLAS.sgemm(m: cout, n: tiles, k: cin, a: u + k * cout * cin, lda: cin,
                                b: v + k * vStride, ldb: tiles, beta: 1, c: m + k * mStride, ldc: tiles)
                 }
-                outputTransform(m: m, channels: cout, tiles: tiles, tileRowStart: ty0, tileRowEnd: ty1,
-                                tilesX: tilesX, height: height, width: width, bias: bias, output: output,
-                                planeStride: hw, accumulate: accumulate, activation: activation, threads: threads)
+                output(m, tiles, ty0, ty1)
                 ty0 = ty1
             }
         }

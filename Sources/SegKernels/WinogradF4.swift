@@ -120,31 +120,15 @@ extension Winograd {
                 }
             }
         }
-        let v = scratch + cin * 4 * phasePlane
-        let maxTiles = rowsPerBand * tilesX
-        let m = v + 36 * (cin * maxTiles + planePad)
         let hw = height * width
-        // As in F(2x2, 3x3): products accumulate (beta 1) into M, cleared here once and by the
-        // output transform as it reads.
-        m.update(repeating: 0, count: 36 * (cout * maxTiles + planePad))
-        filter.u.withUnsafeBufferPointer { uBuffer in
-            let u = uBuffer.baseAddress!
-            var ty0 = 0
-            while ty0 < tilesY {
-                let ty1 = min(tilesY, ty0 + rowsPerBand)
-                let tiles = (ty1 - ty0) * tilesX
-                inputTransformF4(phases: padded, channels: cin, phasePlane: phasePlane, phaseWidth: tw,
-                                 tileRowStart: ty0, tileRowEnd: ty1, tilesX: tilesX, into: v, threads: threads)
-                let vStride = cin * tiles + planePad, mStride = cout * tiles + planePad
-                BLAS.forEachIndependent(36, threads: threads) { k in
-                    BLAS.sgemm(m: cout, n: tiles, k: cin, a: u + k * cout * cin, lda: cin,
-                               b: v + k * vStride, ldb: tiles, beta: 1, c: m + k * mStride, ldc: tiles)
-                }
-                outputTransformF4(m: m, channels: cout, tiles: tiles, tileRowStart: ty0, tileRowEnd: ty1,
-                                  tilesX: tilesX, height: height, width: width, bias: bias, output: output,
-                                  planeStride: hw, accumulate: accumulate, activation: activation, threads: threads)
-                ty0 = ty1
-            }
+        bands(planes: 36, filter: filter, tilesX: tilesX, tilesY: tilesY, rowsPerBand: rowsPerBand,
+              v: scratch + cin * 4 * phasePlane, threads: threads) { ty0, ty1, v in
+            inputTransformF4(phases: padded, channels: cin, phasePlane: phasePlane, phaseWidth: tw,
+                             tileRowStart: ty0, tileRowEnd: ty1, tilesX: tilesX, into: v, threads: threads)
+        } output: { m, tiles, ty0, ty1 in
+            outputTransformF4(m: m, channels: cout, tiles: tiles, tileRowStart: ty0, tileRowEnd: ty1,
+                              tilesX: tilesX, height: height, width: width, bias: bias, output: output,
+                              planeStride: hw, accumulate: accumulate, activation: activation, threads: threads)
         }
     }
 
