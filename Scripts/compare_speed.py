@@ -103,7 +103,7 @@ def write_support(directory, query, images, labels):
 
 
 def machine(binary):
-    model, flags = "unknown CPU", set()
+    model, flags, family, number = "unknown CPU", set(), "?", "?"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name") and model == "unknown CPU":
             model = line.split(":", 1)[1].strip()
