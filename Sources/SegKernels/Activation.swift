@@ -9,6 +9,12 @@ public enum Activation: Sendable, Equatable {
     case none
     /// LeakyReLU with the given negative slope (UniverSeg uses 0.01).
     case leakyReLU(Float)
+
+    /// The negative slope of a LeakyReLU, nil for none.
+    public var leakySlope: Float? {
+        if case .leakyReLU(let slope) = self { return slope }
+        return nil
+    }
 }
 
 public enum Elementwise {

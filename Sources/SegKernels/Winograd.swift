@@ -312,12 +312,7 @@ public enum Winograd {
                                 output: UnsafeMutablePointer<Float>, planeStride: Int, accumulate: Bool,
                                 activation: Activation, threads: Int) {
         let kStride = channels * tiles + planePad
-        let slope: Float
-        let applyLeaky: Bool
-        switch activation {
-        case .none: slope = 1; applyLeaky = false
-        case .leakyReLU(let s): slope = s; applyLeaky = true
-        }
+        let applyLeaky = activation.leakySlope != nil, slope = activation.leakySlope ?? 1
         Parallel.forEachChunk(channels, maxChunks: threads) { _, range in
         for o in range {
             let b = bias?[o] ?? 0

@@ -238,12 +238,7 @@ extension Winograd {
                                   output: UnsafeMutablePointer<Float>, planeStride: Int, accumulate: Bool,
                                   activation: Activation, threads: Int) {
         let kStride = channels * tiles + planePad
-        let slope: Float
-        let leaky: Bool
-        switch activation {
-        case .none: slope = 1; leaky = false
-        case .leakyReLU(let s): slope = s; leaky = true
-        }
+        let leaky = activation.leakySlope != nil, slope = activation.leakySlope ?? 1
         Parallel.forEachChunk(channels, maxChunks: threads) { _, range in
             for o in range {
                 let b = bias?[o] ?? 0

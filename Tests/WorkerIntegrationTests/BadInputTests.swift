@@ -227,11 +227,7 @@ struct BadInputTests {
         #expect(end.allSatisfy { committed[$0.key] == $0.value }, "committed \(committed), end offsets \(end)")
 
         // SIGTERM: drained, exit 0.
-        worker.process.terminate()
-        let status = try await blocking { () -> Int32 in
-            worker.process.waitUntilExit()
-            return worker.process.terminationStatus
-        }
+        let status = try await OperationsIntegrationTests.terminate(worker)
         let log = worker.log
         #expect(status == 0, "exit status \(status):\n\(log.suffix(3000))")
 

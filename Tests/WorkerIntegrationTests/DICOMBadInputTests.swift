@@ -137,11 +137,7 @@ struct DICOMBadInputTests {
         let committed = try await WorkerHarness.committedOffsets(bootstrap: bootstrap, group: group, reaching: end)
         #expect(end.allSatisfy { committed[$0.key] == $0.value }, "committed \(committed), end offsets \(end)")
 
-        worker.process.terminate()
-        let status = try await blocking { () -> Int32 in
-            worker.process.waitUntilExit()
-            return worker.process.terminationStatus
-        }
+        let status = try await OperationsIntegrationTests.terminate(worker)
         #expect(status == 0, "exit status \(status):\n\(worker.log.suffix(3000))")
         #expect(!worker.log.contains(manifest.canary), "the worker's log holds patient data")
         #expect(!reasons.contains { $0.contains(manifest.canary) }, "an error reason holds patient data")
