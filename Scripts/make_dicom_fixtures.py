@@ -30,14 +30,16 @@ Every pixel value follows a formula that the Swift tests compute independently (
   bad/*.dcm       malformed inputs, see make_bad().
 """
 import os
+import itertools
 import shutil
+import struct
 import subprocess
 import sys
 
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.encaps import encapsulate
+from pydicom.encaps import encapsulate, generate_frames
 from pydicom.uid import (ExplicitVRLittleEndian, JPEG2000Lossless, generate_uid)
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
@@ -47,13 +49,22 @@ MR = "1.2.840.10008.5.1.4.1.1.4"
 SC = "1.2.840.10008.5.1.4.1.1.7"
 SR = "1.2.840.10008.5.1.4.1.1.88.22"
 
-STUDY = generate_uid()
+_uids = itertools.count(1)
+
+
+def new_uid():
+    """The next UID of a fixed series: every run writes the same bytes, so the damaged-input tests, which
+    change bytes at fixed positions, see the same files each time."""
+    return generate_uid(entropy_srcs=["universeg-worker test fixtures", str(next(_uids))])
+
+
+STUDY = new_uid()
 
 
 def base(sop_class, modality, series_uid, number=1):
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
-    sop = generate_uid()
+    sop = new_uid()
     meta.MediaStorageSOPInstanceUID = sop
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
@@ -105,15 +116,15 @@ def run(*args):
 
 
 def make_ct(out):
-    series = generate_uid()
-    frame_of_reference = generate_uid()
+    series = new_uid()
+    frame_of_reference = new_uid()
     paths = []
     for k in range(4):
         ds = ct_slice(series, frame_of_reference, k, 128)
         path = os.path.join(out, f"ct_{k}.dcm")
         save(ds, path)
         paths.append(path)
-    save(ct_slice(generate_uid(), generate_uid(), 0, 512), os.path.join(out, "ct512.dcm"))
+    save(ct_slice(new_uid(), new_uid(), 0, 512), os.path.join(out, "ct512.dcm"))
     return paths
 
 
@@ -141,7 +152,7 @@ def ct_slice(series, frame_of_reference, k, size):
 
 
 def make_us(out):
-    ds = base(US, "US", generate_uid())
+    ds = base(US, "US", new_uid())
     r, c = grid(128, 96)
     pixels(ds, ((r + 2 * c) % 256).astype(np.uint8))
     ds.PatientOrientation = ["A", "F"]
@@ -152,7 +163,7 @@ def make_us(out):
 
 def make_mono(out):
     r, c = grid(64, 64)
-    series = generate_uid()
+    series = new_uid()
     ds = base(MR, "MR", series)
     stored = (5 * r + 3 * c) % 4096
     pixels(ds, (stored | 0xA000).astype(np.uint16), bits_stored=12)
@@ -171,14 +182,14 @@ def make_mono(out):
     pixels(ds, (stored << 4).astype(np.uint16), bits_stored=12, high_bit=15)
     save(ds, os.path.join(out, "shifted.dcm"))
 
-    ds = base(SC, "OT", generate_uid())
+    ds = base(SC, "OT", new_uid())
     ds.ConversionType = "WSD"
     pixels(ds, ((3 * r + c) % 1024).astype(np.uint16), bits_stored=10, photometric="MONOCHROME1")
     save(ds, os.path.join(out, "mono1.dcm"))
 
 
 def color_base(photometric, planar=0):
-    ds = base(SC, "OT", generate_uid())
+    ds = base(SC, "OT", new_uid())
     ds.ConversionType = "WSD"
     ds.Rows, ds.Columns = 64, 64
     ds.SamplesPerPixel = 3
@@ -213,8 +224,8 @@ def make_color(out):
 
 
 def make_multiframe(out):
-    ds = base(ENHANCED_CT, "CT", generate_uid())
-    ds.FrameOfReferenceUID = generate_uid()
+    ds = base(ENHANCED_CT, "CT", new_uid())
+    ds.FrameOfReferenceUID = new_uid()
     frames = []
     r, c = grid(32, 48)
     for f in range(3):
@@ -261,10 +272,10 @@ def make_compressed(out):
     run("dcmcrle", ct0, os.path.join(out, "ct_0_rle.dcm"))
     run("dcmcjpeg", "+e1", ct0, os.path.join(out, "ct_0_jpegll.dcm"))
     run("dcmcjpls", "+el", ct0, os.path.join(out, "ct_0_jpegls.dcm"))
-    run("dcmcjpeg", "+eb", os.path.join(out, "us.dcm"), os.path.join(out, "us_jpeg.dcm"))
-    run("dcmcjpeg", "+ee", os.path.join(out, "mr12_clean.dcm"), os.path.join(out, "mr12_jpegext.dcm"))
+    run("dcmcjpeg", "+eb", "+un", os.path.join(out, "us.dcm"), os.path.join(out, "us_jpeg.dcm"))
+    run("dcmcjpeg", "+ee", "+un", os.path.join(out, "mr12_clean.dcm"), os.path.join(out, "mr12_jpegext.dcm"))
     run("dcmcrle", os.path.join(out, "rgb.dcm"), os.path.join(out, "rgb_rle.dcm"))
-    run("dcmcjpeg", "+eb", os.path.join(out, "rgb.dcm"), os.path.join(out, "rgb_jpeg.dcm"))
+    run("dcmcjpeg", "+eb", "+un", os.path.join(out, "rgb.dcm"), os.path.join(out, "rgb_jpeg.dcm"))
     run("dcmcrle", os.path.join(out, "multiframe.dcm"), os.path.join(out, "multiframe_rle.dcm"))
 
 
@@ -284,8 +295,8 @@ def make_hd_seg(out, ct_paths):
             name="fixture", version="1", family=codes.DCM.ArtificialIntelligence))
     seg = hd.seg.Segmentation(
         source_images=sources, pixel_array=np.stack(masks), segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-        segment_descriptions=[description], series_instance_uid=generate_uid(), series_number=90,
-        sop_instance_uid=generate_uid(), instance_number=1, manufacturer="Fixture",
+        segment_descriptions=[description], series_instance_uid=new_uid(), series_number=90,
+        sop_instance_uid=new_uid(), instance_number=1, manufacturer="Fixture",
         manufacturer_model_name="fixture", software_versions="1", device_serial_number="1")
     seg.save_as(os.path.join(out, "hd_seg.dcm"))
 
@@ -353,7 +364,7 @@ def make_bad(out):
     variant("bits_allocated_1.dcm", bits1)
 
     # An SR document (no pixels).
-    sr = base(SR, "SR", generate_uid())
+    sr = base(SR, "SR", new_uid())
     sr.ValueType = "CONTAINER"
     sr.ContinuityOfContent = "SEPARATE"
     save(sr, os.path.join(bad, "sr.dcm"))
@@ -374,6 +385,23 @@ def make_bad(out):
     rle = pydicom.dcmread(os.path.join(out, "ct_0_rle.dcm"))
     rle.PixelData = encapsulate([b"\x07" + b"\xff" * 63])
     save(rle, os.path.join(bad, "rle_corrupt.dcm"))
+
+    # RLE headers that contradict their fragment (ct_0_rle's frame, 2 segments, with one field changed):
+    # a segment offset far past the fragment, a segment count above the samples' bytes, an empty segment,
+    # a fragment shorter than the 64-byte header, and one frame split into two fragments.
+    frame = next(generate_frames(pydicom.dcmread(os.path.join(out, "ct_0_rle.dcm")).PixelData, number_of_frames=1))
+    segments, first, second = struct.unpack_from("<3I", frame)
+    assert (segments, first) == (2, 64)
+    for name, pixels in [
+        ("rle_offset_outside.dcm", encapsulate([frame[:8] + struct.pack("<I", 0x53000000 + second) + frame[12:]])),
+        ("rle_segment_count.dcm", encapsulate([struct.pack("<I", 3) + frame[4:]])),
+        ("rle_empty_segment.dcm", encapsulate([frame[:8] + struct.pack("<I", first) + frame[12:]])),
+        ("rle_short_header.dcm", encapsulate([frame[:40]])),
+        ("rle_split_frame.dcm", encapsulate([frame], fragments_per_frame=2)),
+    ]:
+        rle = pydicom.dcmread(os.path.join(out, "ct_0_rle.dcm"))
+        rle.PixelData = pixels
+        save(rle, os.path.join(bad, name))
 
 
 def main():

@@ -7,6 +7,7 @@
 #include <dcmtk/dcmdata/dcostrmb.h>
 #include <dcmtk/dcmdata/dcpixel.h>
 #include <dcmtk/dcmdata/dcpixseq.h>
+#include <dcmtk/dcmdata/dcpxitem.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmjpeg/djdecode.h>
@@ -213,6 +214,8 @@ struct dcmshim_image {
     DcmFileFormat file;
     DcmDataset *dataset = nullptr;
     DcmPixelData *pixelData = nullptr;
+    DcmPixelSequence *fragments = nullptr;  // encapsulated pixel data: the offset table item, then the fragments
+    bool rle = false;
     dcmshim_info info{};
     OFString photometric;
     size_t bytesPerSample = 0;
@@ -359,6 +362,13 @@ int32_t openImage(const uint8_t *bytes, size_t length, const dcmshim_limits *lim
         if (fragments < 2) return fail(error, DCMSHIM_INVALID, "encapsulated PixelData without fragments");
         if ((unsigned long)frames > fragments - 1)
             return fail(error, DCMSHIM_INVALID, "%ld frames but only %lu compressed fragments", frames, fragments - 1);
+        img->rle = xfer.getXfer() == EXS_RLELossless;
+        // RLE Lossless encodes each frame in exactly one fragment (PS3.5 A.4.2), and DCMTK's frame decoder reads
+        // only that one.
+        if (img->rle && (unsigned long)frames != fragments - 1)
+            return fail(error, DCMSHIM_INVALID, "RLE with %ld frames in %lu fragments (one fragment per frame)", frames,
+                        fragments - 1);
+        img->fragments = sequence;
     } else {
         unsigned __int128 needed = (unsigned __int128)img->frameBytes * (unsigned __int128)frames;
         Uint32 have = img->pixelData->getLength();
@@ -394,6 +404,37 @@ int32_t openImage(const uint8_t *bytes, size_t length, const dcmshim_limits *lim
     double slope = 1, intercept = 0;
     if (getDoubles(ds, DCM_RescaleSlope, &slope, 1)) img->slope = slope;
     if (getDoubles(ds, DCM_RescaleIntercept, &intercept, 1)) img->intercept = intercept;
+    return DCMSHIM_OK;
+}
+
+/// Checks the RLE header of `frame`'s fragment (PS3.5 G.5: a segment count, then 15 little-endian segment
+/// offsets from the start of the fragment, the first 64) against the fragment. DCMTK 3.6.7's frame decoder
+/// feeds the bytes between those offsets to its RLE decoder unchecked: an offset past the fragment makes it
+/// read outside the buffer. `startFragment` is set to the fragment's item index.
+int32_t checkRLEFrame(const dcmshim_image &image, int32_t frame, Uint32 &startFragment, dcmshim_error *error) {
+    DcmPixelItem *item = nullptr;
+    Uint8 *data = nullptr;
+    const Uint32 index = (Uint32)frame + 1;  // item 0 is the basic offset table
+    if (!image.fragments || image.fragments->getItem(item, index).bad() || !item || item->getUint8Array(data).bad())
+        return fail(error, DCMSHIM_INVALID, "RLE fragment of frame %d is missing", frame);
+    const Uint32 length = item->getLength();
+    if (!data || length < 64 || length == DCM_UndefinedLength)
+        return fail(error, DCMSHIM_INVALID, "RLE fragment of frame %d is shorter than its 64-byte header", frame);
+    uint32_t header[16];
+    for (int i = 0; i < 16; i++)
+        header[i] = (uint32_t)data[4 * i] | (uint32_t)data[4 * i + 1] << 8 | (uint32_t)data[4 * i + 2] << 16 |
+                    (uint32_t)data[4 * i + 3] << 24;
+    const uint32_t expected = (uint32_t)image.info.samples_per_pixel * (uint32_t)image.bytesPerSample;
+    if (header[0] != expected)
+        return fail(error, DCMSHIM_INVALID, "RLE header of frame %d declares %u segments, %u expected", frame, header[0],
+                    expected);
+    if (header[1] != 64) return fail(error, DCMSHIM_INVALID, "RLE header of frame %d: first segment not at byte 64", frame);
+    for (uint32_t s = 1; s <= header[0]; s++) {
+        const uint32_t end = s == header[0] ? length : header[s + 1];
+        if (header[s] >= end || end > length)
+            return fail(error, DCMSHIM_INVALID, "RLE header of frame %d: segment %u lies outside the fragment", frame, s);
+    }
+    startFragment = index;
     return DCMSHIM_OK;
 }
 
@@ -472,6 +513,8 @@ extern "C" int32_t dcmshim_image_frame(dcmshim_image *image, int32_t frame, floa
             if (size > 0xFFFFFFF0u) return fail(error, DCMSHIM_TOO_LARGE, "frame too large to decode");
             decoded.resize(size);
             Uint32 startFragment = 0;
+            if (image->rle)
+                if (int32_t rc = checkRLEFrame(*image, frame, startFragment, error)) return rc;
             OFCondition cond = image->pixelData->getUncompressedFrame(image->dataset, (Uint32)frame, startFragment,
                                                                       decoded.data(), (Uint32)size, colorModel);
             if (cond.bad()) return fail(error, DCMSHIM_INVALID, "cannot decompress frame %d (%s)", frame, cond.text());

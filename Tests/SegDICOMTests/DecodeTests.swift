@@ -134,7 +134,9 @@ struct DecodeTests {
         ("no_sop_instance_uid.dcm", .invalid), ("no_study_uid.dcm", .invalid), ("no_rows.dcm", .invalid),
         ("bits_stored_too_large.dcm", .invalid), ("frames_zero.dcm", .invalid), ("palette.dcm", .unsupported),
         ("bits_allocated_1.dcm", .unsupported), ("sr.dcm", .unsupported), ("pixeldata_length_too_long.dcm", .invalid),
-        ("rle_missing_fragments.dcm", .invalid), ("rle_corrupt.dcm", .invalid),
+        ("rle_missing_fragments.dcm", .invalid), ("rle_corrupt.dcm", .invalid), ("rle_offset_outside.dcm", .invalid),
+        ("rle_segment_count.dcm", .invalid), ("rle_empty_segment.dcm", .invalid), ("rle_short_header.dcm", .invalid),
+        ("rle_split_frame.dcm", .invalid),
     ]
 
     @Test(arguments: badInputs.map(\.0))
@@ -294,7 +296,7 @@ struct WindowAndOrderTests {
 }
 
 /// Damaged inputs never crash: every truncation point of the header and random byte changes either parse and decode
-/// or throw a DICOMError.
+/// or throw a DICOMError. The fixtures are the same bytes on every run (fixed UIDs), so a failure here reproduces.
 @Suite(.enabled(if: Tools.fixturesAvailable, "needs python3 with pydicom/highdicom/numpy and DCMTK's command-line tools"))
 struct DamagedInputTests {
     static func attempt(_ bytes: [UInt8]) -> Bool {
@@ -307,7 +309,8 @@ struct DamagedInputTests {
         }
     }
 
-    @Test(arguments: ["ct_0.dcm", "ct_0_rle.dcm", "ct_0_jpegls.dcm", "ct_0_jpegll.dcm", "multiframe_rle.dcm"])
+    @Test(arguments: ["ct_0.dcm", "ct_0_rle.dcm", "ct_0_jpegls.dcm", "ct_0_jpegll.dcm", "multiframe_rle.dcm", "rgb_rle.dcm",
+                      "rgb_jpeg.dcm"])
     func truncationsAndByteChanges(_ name: String) throws {
         let original = try Fixtures.bytes(name)
         var parsed = 0
