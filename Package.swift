@@ -4,7 +4,8 @@
 // Layers (dependencies point downwards only):
 //   C shims (CRdKafka, COpenBLAS, CLibPNG, CSystemd, CCrypto)   system libraries via pkg-config
 //   SegTiming    `Duration.milliseconds` (no dependencies, so any layer can time without the kernels)
-//   SegKernels   float32 NCHW kernels over one sgemm entry point     (no I/O, no logging, no async)
+//   SegSIMD*     vector kernels, one source built for x86-64, AVX2 and AVX-512 (SegSIMDInterface: their protocol)
+//   SegKernels   float32 NCHW kernels over one sgemm entry point; picks the SegSIMD build the CPU runs
 //   SegModel     the UniverSeg network, weights container, ensembling, Dice (no I/O, no logging, no async)
 //   SegIO        PNG, safetensors, .npy, support-set directories, preprocessing
 //   SegEvaluation     few-shot evaluation protocol, baselines, bootstrap
@@ -26,18 +27,19 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
-// The kernels' SIMD code (Winograd transforms, resampling) is compiled for x86-64 CPUs with AVX2
-// and FMA (Intel Haswell, 2013, and later; every AMD Zen): 256-bit vectors instead of SSE2's 128.
-// `universeg-worker` checks the CPU at start and refuses to run, with a message, where they are
-// missing. UNIVERSEG_PORTABLE_KERNELS=1 at build time builds for any x86-64 CPU instead.
-let kernelsNeedAVX2: Bool = {
+// The vector kernels (Winograd transforms, resampling) are compiled three times from one source
+// (Sources/SegSIMDPortable; SegSIMDAVX2 and SegSIMDAVX512 hold symbolic links to it): for any
+// x86-64 CPU, for AVX2 + FMA (Intel Haswell, 2013, and later; every AMD Zen) and for AVX-512
+// (Intel Skylake-SP and later servers, AMD Zen 4 and later). SegKernels runs the best build the
+// CPU supports (KernelISA), so one binary runs everywhere and fast on each generation.
+func simdSettings(targetCPU: String?, define: String?) -> [SwiftSetting] {
+    var settings = swiftSettings
     #if arch(x86_64)
-    return Context.environment["UNIVERSEG_PORTABLE_KERNELS"] != "1"
-    #else
-    return false
+    if let targetCPU { settings.append(.unsafeFlags(["-target-cpu", targetCPU])) }
+    if let define { settings.append(.define(define)) }
     #endif
-}()
-let kernelCPUSettings: [SwiftSetting] = kernelsNeedAVX2 ? [.unsafeFlags(["-target-cpu", "haswell"])] : []
+    return settings
+}
 
 let package = Package(
     name: "universeg-worker",
@@ -71,7 +73,15 @@ let package = Package(
 
         // MARK: Compute
         .target(name: "SegTiming", swiftSettings: swiftSettings),
-        .target(name: "SegKernels", dependencies: ["COpenBLAS"], swiftSettings: swiftSettings + kernelCPUSettings),
+        .target(name: "SegSIMDInterface", swiftSettings: swiftSettings),
+        .target(name: "SegSIMDPortable", dependencies: ["SegSIMDInterface"],
+                swiftSettings: simdSettings(targetCPU: nil, define: nil)),
+        .target(name: "SegSIMDAVX2", dependencies: ["SegSIMDInterface"],
+                swiftSettings: simdSettings(targetCPU: "haswell", define: "SEGSIMD_AVX2")),
+        .target(name: "SegSIMDAVX512", dependencies: ["SegSIMDInterface"],
+                swiftSettings: simdSettings(targetCPU: "skylake-avx512", define: "SEGSIMD_AVX512")),
+        .target(name: "SegKernels", dependencies: ["COpenBLAS", "SegSIMDInterface", "SegSIMDPortable", "SegSIMDAVX2", "SegSIMDAVX512"],
+                swiftSettings: swiftSettings),
         .target(name: "SegModel", dependencies: ["SegKernels"], swiftSettings: swiftSettings),
 
         // MARK: I/O and platform
@@ -80,8 +90,7 @@ let package = Package(
         .target(
             name: "SegPlatform",
             dependencies: ["CRdKafka", "CSystemd", "CLibPNG", "SegKernels"],
-            // Not compiled for AVX2 itself: this module checks the CPU before any kernel runs.
-            swiftSettings: swiftSettings + (kernelsNeedAVX2 ? [.define("UNIVERSEG_KERNELS_AVX2")] : [])
+            swiftSettings: swiftSettings
         ),
 
         // MARK: HTTP and DICOM
@@ -128,7 +137,7 @@ let package = Package(
 
         // MARK: Tests (run optimized: `swift test -c release -Xswiftc -enable-testing`)
         .target(name: "SegTesting", dependencies: ["SegModel", "SegKafka", "SegIO"], path: "Tests/SegTesting", swiftSettings: swiftSettings),
-        .testTarget(name: "SegKernelsTests", dependencies: ["SegKernels", "SegTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "SegKernelsTests", dependencies: ["SegKernels", "SegSIMDInterface", "SegTesting"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SegModelTests", dependencies: ["SegModel", "SegIO", "SegKernels", "SegTesting"],
             exclude: ["Fixtures"], swiftSettings: swiftSettings
@@ -162,7 +171,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
-            name: "WorkerCLITests", dependencies: ["UniverSegWorker", "SegIO", "SegModel", "SegPlatform", "SegTesting"],
+            name: "WorkerCLITests", dependencies: ["UniverSegWorker", "SegIO", "SegModel", "SegKernels", "SegPlatform", "SegTesting"],
             swiftSettings: swiftSettings
         ),
     ]

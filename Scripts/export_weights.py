@@ -111,6 +111,19 @@ def provenance(ckpt_path: Path, ck: Dict, minutes: Optional[float],
     return "; ".join(parts)
 
 
+def training_data(cfg: Dict) -> str:
+    """The datasets a run trained on: those of its data directory with 128/images, less its
+    exclusions (the held-out suite among them). Runs initialised from shipped weights also carry
+    what those weights saw (their own metadata keeps it)."""
+    root = Path(cfg.get("data_dir", ""))
+    excluded = sorted(cfg.get("exclude", []))
+    used = sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and (p / "128" / "images").is_dir() and p.name not in excluded) \
+        if root.is_dir() else []
+    return ("synthetic tasks + " + (", ".join(used) if used else f"the datasets of {root}")
+            + f" (held out: {', '.join(excluded)})")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("source", type=Path, help="run directory or checkpoint .pt")
@@ -159,8 +172,7 @@ def main() -> int:
         "training_note": provenance(ckpt_path, ck, minutes, minutes_override),
         "training_input_size": str(cfg["input_size"]),
         "training_support_size": "-".join(str(s) for s in cfg["support"]),
-        "training_data": "synthetic tasks + dc1000-dental-caries, drive, dsb2018-nuclei, "
-                         "hc18-fetal-head, isbi2012-membrane, stare (wbc-cv held out)",
+        "training_data": training_data(cfg),
         "parameters": str(parameter_count(model)), "storage_dtype": args.dtype.upper(),
         "checkpoint": ckpt_path.name,
     }

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from universeg_torch import UniverSegFast, kaiming_init_, parameter_count  # noqa: E402
+from universeg_torch import UniverSegFast, kaiming_init_, load_model, parameter_count  # noqa: E402
 from universeg_data import (AugConfig, RealTask, SyntheticTasks, hard_dice,  # noqa: E402
                             load_real_tasks, sample_batch, soft_dice_loss, HELD_OUT)
 
@@ -117,12 +117,73 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--ckpt-every", type=int, default=100)
     ap.add_argument("--snapshot-every", type=int, default=1000)
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--workers", type=int, default=0,
+                    help="processes that draw and augment batches ahead of the training step "
+                         "(0: the training process draws each batch itself). A batch depends only "
+                         "on (seed, step), so the batches are the same either way")
+    ap.add_argument("--prefetch", type=int, default=4,
+                    help="with --workers: at most this many batches drawn ahead (bounds memory)")
     return ap
 
 
 # --------------------------------------------------------------------------------------------
 # Learning rate
 # --------------------------------------------------------------------------------------------
+
+
+def draw_batch(step: int, cfg: Dict, real: List[RealTask], synth: SyntheticTasks, aug: AugConfig):
+    """The batch of training step ``step``: (support size, query, query label, support images,
+    support labels). Its randomness comes from (seed, step) alone."""
+    gen = torch.Generator().manual_seed(cfg["seed"] * 1_000_003 + step)
+    lo, hi = cfg["support"][0], cfg["support"][-1]
+    n_support = int(torch.randint(lo, hi + 1, (1,), generator=gen))
+    q, qy, si, sl, _names = sample_batch(gen, cfg["batch"], n_support, cfg["input_size"],
+                                         real, synth, cfg["p_synthetic"], aug)
+    return n_support, q, qy, si, sl
+
+
+# State of a batch worker process: inherited from the parent at fork (the preloaded tasks are
+# shared copy-on-write, not loaded again).
+_WORKER_STATE: Dict = {}
+
+
+def _draw_in_worker(step: int):
+    torch.set_num_threads(1)
+    st = _WORKER_STATE
+    return draw_batch(step, st["cfg"], st["real"], st["synth"], st["aug"])
+
+
+class BatchSource:
+    """Training batches in step order, drawn by ``workers`` processes at most ``prefetch`` steps
+    ahead, or in this process when ``workers`` is 0. Tensors come back through shared memory
+    (torch.multiprocessing). Create it before CUDA is initialised: the workers are forked."""
+
+    def __init__(self, cfg: Dict, real: List[RealTask], synth: SyntheticTasks, aug: AugConfig,
+                 workers: int, prefetch: int) -> None:
+        self.args = (cfg, real, synth, aug)
+        self.pool = None
+        self.pending: Dict[int, object] = {}
+        self.prefetch = max(1, prefetch)
+        if workers > 0:
+            import torch.multiprocessing as mp
+            _WORKER_STATE.update(cfg=cfg, real=real, synth=synth, aug=aug)
+            self.pool = mp.get_context("fork").Pool(workers)
+
+    def get(self, step: int):
+        if self.pool is None:
+            return draw_batch(step, *self.args)
+        for s in range(step, step + self.prefetch):
+            if s not in self.pending:
+                self.pending[s] = self.pool.apply_async(_draw_in_worker, (s,))
+        for s in [s for s in self.pending if s < step]:   # a step skipped (never happens in order)
+            del self.pending[s]
+        return self.pending.pop(step).get()
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
 
 
 def lr_at(step: int, cfg: Dict) -> float:
@@ -312,6 +373,16 @@ def main() -> int:
         json.dump(cfg, open(cfg_path, "w"), indent=2)
     assert "wbc-cv" in cfg["exclude"]
 
+    t_load = time.time()
+    real = load_real_tasks(Path(cfg["data_dir"]), cfg["input_size"], cfg["split_seed"],
+                           exclude=cfg["exclude"])
+    assert not any(t.name.startswith("wbc-cv") for t in real)
+    print(f"loaded {len(real)} real tasks in {time.time() - t_load:.1f} s: "
+          + ", ".join(f"{t.name} ({len(t.train_idx)}+{len(t.val_idx)})" for t in real), flush=True)
+    synth = SyntheticTasks(cfg["input_size"])
+    aug = AugConfig(strength=cfg["aug_strength"], noise_var_max=cfg["noise_var_max"])
+    # Batch workers are forked here, before CUDA is initialised.
+    batches = BatchSource(cfg, real, synth, aug, args.workers, args.prefetch)
     device = args.device
     model = UniverSegFast(cfg["encoder_widths"], cfg["decoder_widths"])
     kaiming_init_(model, seed=cfg["seed"])
@@ -319,11 +390,22 @@ def main() -> int:
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     state = {"step": 0, "examples": 0, "wall_s": 0.0, "best_val": -1.0, "config": cfg}
     if args.init_from is not None and not ckpt_path.exists():
-        ck = torch.load(args.init_from, map_location=device, weights_only=False)
-        model.load_state_dict(ck["model"])
-        cfg["init_from"] = f"{args.init_from} (step {ck['step']}, {ck['examples']} examples)"
+        if args.init_from.suffix == ".safetensors":
+            # Shipped weights (the worker's file): parameters under the same names, no optimiser.
+            loaded, meta = load_model(args.init_from, fast=True)
+            if [list(loaded.encoder_widths), list(loaded.decoder_widths)] != [cfg["encoder_widths"], cfg["decoder_widths"]]:
+                print(f"error: {args.init_from} has widths {loaded.encoder_widths} / {loaded.decoder_widths}, "
+                      f"the run {cfg['encoder_widths']} / {cfg['decoder_widths']}", file=sys.stderr)
+                return 1
+            model.load_state_dict(loaded.state_dict())
+            cfg["init_from"] = (f"{args.init_from} ({meta.get('name', '?')}, "
+                                f"{meta.get('training_minutes', '?')} training minutes)")
+        else:
+            ck = torch.load(args.init_from, map_location=device, weights_only=False)
+            model.load_state_dict(ck["model"])
+            cfg["init_from"] = f"{args.init_from} (step {ck['step']}, {ck['examples']} examples)"
         json.dump(cfg, open(cfg_path, "w"), indent=2)
-        print(f"initialised the model from {args.init_from} (its step {ck['step']})", flush=True)
+        print(f"initialised the model from {cfg['init_from']}", flush=True)
     if ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=device, weights_only=False)
         model.load_state_dict(ck["model"])
@@ -336,14 +418,6 @@ def main() -> int:
           f"input {cfg['input_size']} params {parameter_count(model)} threads {args.threads}",
           flush=True)
 
-    t_load = time.time()
-    real = load_real_tasks(Path(cfg["data_dir"]), cfg["input_size"], cfg["split_seed"],
-                           exclude=cfg["exclude"])
-    assert not any(t.name.startswith("wbc-cv") for t in real)
-    print(f"loaded {len(real)} real tasks in {time.time() - t_load:.1f} s: "
-          + ", ".join(f"{t.name} ({len(t.train_idx)}+{len(t.val_idx)})" for t in real), flush=True)
-    synth = SyntheticTasks(cfg["input_size"])
-    aug = AugConfig(strength=cfg["aug_strength"], noise_var_max=cfg["noise_var_max"])
     episodes = build_validation(real, cfg["input_size"], cfg["val_support"], cfg["split_seed"])
     if state["step"] == 0 and not log_path.exists():
         base = {}
@@ -366,7 +440,7 @@ def main() -> int:
     t_start = time.time()
     deadline = t_start + 60 * args.max_minutes if args.max_minutes else None
     wall_at_start = state["wall_s"]
-    lo, hi = cfg["support"][0], cfg["support"][-1]
+    interval_wait = 0.0
     interval_loss, interval_dice, interval_n, interval_t = 0.0, 0.0, 0, time.time()
     interval_cpu = time.process_time()
     model.train()
@@ -404,10 +478,9 @@ def main() -> int:
             break
         if stop["flag"]:
             break
-        gen = torch.Generator().manual_seed(cfg["seed"] * 1_000_003 + step)
-        n_support = int(torch.randint(lo, hi + 1, (1,), generator=gen))
-        q, qy, si, sl, _names = sample_batch(gen, cfg["batch"], n_support, cfg["input_size"],
-                                             real, synth, cfg["p_synthetic"], aug)
+        t_wait = time.time()
+        n_support, q, qy, si, sl = batches.get(step)
+        interval_wait += time.time() - t_wait
         lr = lr_at(step, cfg)
         for g in opt.param_groups:
             g["lr"] = lr
@@ -424,6 +497,7 @@ def main() -> int:
         opt.step()
         if not torch.isfinite(loss):
             print(f"non-finite loss at step {step}; stopping", flush=True)
+            batches.close()
             return 2
         state["step"] = step + 1
         state["examples"] += cfg["batch"] * (n_support + 1)
@@ -440,10 +514,13 @@ def main() -> int:
                    # process CPU seconds (all threads) per step: unlike s_per_step it does not
                    # grow while the run is stopped (SIGSTOP) or waits for the CPU
                    "cpu_s_per_step": round((time.process_time() - interval_cpu) / interval_n, 3),
-                   "threads": args.threads}
+                   # seconds per step spent waiting for the batch (drawing it, with --workers 0)
+                   "data_s_per_step": round(interval_wait / interval_n, 3),
+                   "threads": args.threads, "workers": args.workers}
             append_log(log_path, rec)
             print(json.dumps(rec), flush=True)
             interval_loss, interval_dice, interval_n, interval_t = 0.0, 0.0, 0, now
+            interval_wait = 0.0
             interval_cpu = time.process_time()
         if state["step"] % args.eval_every == 0:
             run_eval()
@@ -453,6 +530,7 @@ def main() -> int:
             checkpoint("snapshot")
             shutil.copyfile(ckpt_path, run_dir / "snapshots" / f"step{state['step']:06d}.pt")
 
+    batches.close()
     if state["step"] % args.eval_every != 0:
         run_eval()
     else:

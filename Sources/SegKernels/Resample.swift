@@ -1,25 +1,17 @@
+internal import SegSIMDInterface
+
 /// Pooling and upsampling on [channels, height, width] planes.
 public enum Resample {
     /// 2x2 max-pooling with stride 2 (PyTorch `MaxPool2d(2)`): output [channels, height/2, width/2],
     /// odd trailing rows/columns dropped.
     public static func maxPool2x2(
         input: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
-        output: UnsafeMutablePointer<Float>
+        output: UnsafeMutablePointer<Float>, isa: KernelISA = .active
     ) {
+        let kernels = isa.kernels
         let oh = height / 2, ow = width / 2
         for c in 0..<channels {
-            let src = input + c * height * width
-            let dst = output + c * oh * ow
-            for y in 0..<oh {
-                let r0 = src + (2 * y) * width
-                let r1 = r0 + width
-                let d = dst + y * ow
-                for x in 0..<ow {
-                    let a = max(r0[2 * x], r0[2 * x + 1])
-                    let b = max(r1[2 * x], r1[2 * x + 1])
-                    d[x] = max(a, b)
-                }
-            }
+            kernels.maxPool2x2(input: input + c * height * width, height: height, width: width, output: output + c * oh * ow)
         }
     }
 
@@ -28,25 +20,27 @@ public enum Resample {
     /// i * (n - 1) / (2n - 1).
     public static func upsampleBilinear2x(
         input: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
-        output: UnsafeMutablePointer<Float>
+        output: UnsafeMutablePointer<Float>, isa: KernelISA = .active
     ) {
+        let kernels = isa.kernels
         let oh = 2 * height, ow = 2 * width
+        guard oh > 0, ow > 0 else { return }
         let xs = alignCornersTaps(inSize: width, outSize: ow)
         let ys = alignCornersTaps(inSize: height, outSize: oh)
-        for c in 0..<channels {
-            let src = input + c * height * width
-            let dst = output + c * oh * ow
-            for oy in 0..<oh {
-                let ty = ys[oy]
-                let r0 = src + ty.i0 * width
-                let r1 = src + ty.i1 * width
-                let d = dst + oy * ow
-                let wy1 = ty.f, wy0 = 1 - ty.f
-                for ox in 0..<ow {
-                    let tx = xs[ox]
-                    let top = r0[tx.i0] * (1 - tx.f) + r0[tx.i1] * tx.f
-                    let bottom = r1[tx.i0] * (1 - tx.f) + r1[tx.i1] * tx.f
-                    d[ox] = top * wy0 + bottom * wy1
+        let i0 = xs.map { Int32($0.i0) }, i1 = xs.map { Int32($0.i1) }, f = xs.map(\.f)
+        i0.withUnsafeBufferPointer { i0 in
+            i1.withUnsafeBufferPointer { i1 in
+                f.withUnsafeBufferPointer { f in
+                    for c in 0..<channels {
+                        let src = input + c * height * width
+                        let dst = output + c * oh * ow
+                        for oy in 0..<oh {
+                            let ty = ys[oy]
+                            kernels.bilinearRow(r0: src + ty.i0 * width, r1: src + ty.i1 * width, wy: ty.f,
+                                                i0: i0.baseAddress!, i1: i1.baseAddress!, f: f.baseAddress!, count: ow,
+                                                out: dst + oy * ow)
+                        }
+                    }
                 }
             }
         }

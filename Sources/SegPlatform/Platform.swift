@@ -73,23 +73,6 @@ public enum Platform {
         return count > 0 ? count : nil
     }
 
-    /// CPU features the kernels were compiled for (empty for a portable build).
-    public static var kernelCPUFeatures: [String] {
-        #if UNIVERSEG_KERNELS_AVX2
-        return ["avx2", "fma"]
-        #else
-        return []
-        #endif
-    }
-
-    /// The features of `kernelCPUFeatures` this CPU lacks, from the `flags` line of
-    /// /proc/cpuinfo (empty when all are present or when /proc/cpuinfo cannot be read).
-    public static func missingKernelCPUFeatures(cpuinfo path: String = "/proc/cpuinfo") -> [String] {
-        let required = kernelCPUFeatures
-        guard !required.isEmpty, let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
-        return missingFeatures(required, cpuinfo: text)
-    }
-
     /// The entries of `required` that the first `flags` line of a /proc/cpuinfo text lacks.
     public static func missingFeatures(_ required: [String], cpuinfo text: String) -> [String] {
         guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),

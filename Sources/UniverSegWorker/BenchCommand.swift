@@ -70,7 +70,8 @@ struct BenchCommand: ParsableCommand {
 
         if !json {
             print("UniverSeg \(cfg); 3x3 convolutions: \(useWinograd ? Winograd.defaultVariant.rawValue : "im2col"); "
-                  + "OpenBLAS \(BLAS.coreName) (\(Platform.openBLASCoreOrigin)); \(Platform.availableCores) cores available")
+                  + "OpenBLAS \(BLAS.coreName) (\(Platform.openBLASCoreOrigin)); vector kernels \(KernelISA.active.name); "
+                  + "\(Platform.availableCores) cores available")
             print("    N  threads   median ms      min ms    GFLOP   GFLOP/s  ref GFLOP/s  peak RSS MiB")
         }
         let session = InferenceSession(model: model)
@@ -105,7 +106,7 @@ struct BenchCommand: ParsableCommand {
                         {"n":\(n),"threads":\(t),"median_ms":\(fmt(median, 2)),"min_ms":\(fmt(times[0], 2)),\
                         "gflop":\(fmt(flop / 1e9, 3)),"gflops":\(fmt(flop / median / 1e6, 2)),\
                         "ref_gflops":\(fmt(refFlop / median / 1e6, 2)),"peak_rss_mib":\(fmt(rss, 1)),\
-                        "openblas_core":"\(BLAS.coreName)","openblas_coretype_env":\(coretypeJSON),\
+                        "openblas_core":"\(BLAS.coreName)","openblas_coretype_env":\(coretypeJSON),"kernels":"\(KernelISA.active.rawValue)",\
                         "convolution":"\(useWinograd ? Winograd.defaultVariant.rawValue : "im2col")"}
                         """)
                 } else {

@@ -16,20 +16,12 @@ struct UniverSegWorkerCommand: ParsableCommand {
         subcommands: [ServeCommand.self, EnqueueCommand.self, ReplayCommand.self, SegmentCommand.self, SupportCommand.self, EvalCommand.self, BenchCommand.self, SampleCommand.self, VersionCommand.self]
     )
 
-    /// Refuses to start on a CPU without the instructions the kernels were compiled for,
-    /// before any kernel code runs (the alternative is SIGILL in the middle of a request).
     static func main() {
         // Debian's OpenBLAS 0.3.21 falls back to generic SSE kernels on CPUs newer than it knows
         // (2.7x slower on a Xeon of family 6, model 207): switch to the best core this CPU runs,
         // unless OPENBLAS_CORETYPE was set or UNIVERSEG_OPENBLAS_AUTOCORE=0.
         Platform.chooseBetterOpenBLASCoreIfNeeded()
         BLAS.stopIdleThreadPool()
-        let missing = Platform.missingKernelCPUFeatures()
-        if !missing.isEmpty {
-            FileHandle.standardError.write(Data(("universeg-worker: this CPU lacks \(missing.joined(separator: ", ")), "
-                + "which this build's kernels need; rebuild with UNIVERSEG_PORTABLE_KERNELS=1 swift build -c release\n").utf8))
-            Foundation.exit(1)
-        }
         Self.main(nil)
     }
 }

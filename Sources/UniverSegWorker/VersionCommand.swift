@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SegKernels
 import SegPlatform
 
 struct VersionCommand: ParsableCommand {
@@ -12,8 +13,9 @@ struct VersionCommand: ParsableCommand {
         print("libpng \(Platform.libpngVersion)")
         print("OpenBLAS \(Platform.openBLAS)")
         print("OpenBLAS core: \(Platform.openBLASCore), \(Platform.openBLASCoreOrigin)")
-        let features = Platform.kernelCPUFeatures
-        print("kernels: \(features.isEmpty ? "baseline instruction set (portable build)" : "compiled for " + features.joined(separator: "+").uppercased())")
+        let builds = KernelISA.supportedHere.map(\.name).joined(separator: ", ")
+        print("vector kernels: \(KernelISA.active.name) (this CPU runs \(builds); \(KernelISA.environmentVariable) chooses)")
+        if let note = KernelISA.choiceNote { print("vector kernels: \(note)") }
         print("cores usable: \(Platform.availableCores) (affinity mask, of \(Platform.onlineCores) online)")
         print("systemd booted: \(Platform.bootedWithSystemd ? "yes" : "no")")
     }

@@ -1,4 +1,6 @@
+import Foundation
 import SegKernels
+import SegSIMDInterface
 import SegTesting
 import Synchronization
 import Testing
@@ -91,9 +93,11 @@ import Testing
         let (c, h, w) = shape
         var rng = TestRandom(UInt64(c * 31 + h * 7 + w))
         let x = rng.floats(c * h * w)
-        var out = [Float](repeating: .nan, count: c * (h / 2) * (w / 2))
-        Resample.maxPool2x2(input: x, channels: c, height: h, width: w, output: &out)
-        #expect(out == Naive.maxPool(x, c: c, h: h, w: w))
+        for isa in KernelISA.supportedHere {
+            var out = [Float](repeating: .nan, count: c * (h / 2) * (w / 2))
+            Resample.maxPool2x2(input: x, channels: c, height: h, width: w, output: &out, isa: isa)
+            #expect(out == Naive.maxPool(x, c: c, h: h, w: w), "\(isa)")
+        }
     }
 
     @Test func maxPoolTiesAndNegativeValues() {
@@ -109,9 +113,11 @@ import Testing
         let (c, h, w) = shape
         var rng = TestRandom(UInt64(c * 13 + h * 5 + w))
         let x = rng.floats(c * h * w)
-        var out = [Float](repeating: .nan, count: c * 4 * h * w)
-        Resample.upsampleBilinear2x(input: x, channels: c, height: h, width: w, output: &out)
-        #expect(relativeError(out, Naive.upsample(x, c: c, h: h, w: w)) < 1e-6)
+        for isa in KernelISA.supportedHere {
+            var out = [Float](repeating: .nan, count: c * 4 * h * w)
+            Resample.upsampleBilinear2x(input: x, channels: c, height: h, width: w, output: &out, isa: isa)
+            #expect(relativeError(out, Naive.upsample(x, c: c, h: h, w: w)) < 1e-6, "\(isa)")
+        }
     }
 
     @Test func bilinearUpsampleKeepsCornersExactly() {
@@ -157,12 +163,14 @@ import Testing
     @Test(arguments: [(1, 1, 1, 1), (3, 4, 2, 2), (8, 5, 7, 9), (16, 16, 16, 16), (5, 9, 13, 3), (64, 64, 12, 20)])
     func winogradMatchesNaiveConvolution(shape: (Int, Int, Int, Int)) {
         let (cin, cout, h, w) = shape
-        for variant in Winograd.Variant.allCases {
-            for band in [1, 3, 1024] {
-                var scratch = [Float](repeating: .nan, count: Winograd.scratchCount(
-                    inChannels: cin, outChannels: cout, height: h, width: w, bandTiles: band, variant: variant))
-                expectMatchesNaive(cin: cin, cout: cout, h: h, w: w, band: band, seed: UInt64(cin * 7 + cout * 5 + h * 3 + w),
-                                   variant: variant, scratch: &scratch, "\(variant) band \(band)")
+        for isa in KernelISA.supportedHere {
+            for variant in Winograd.Variant.allCases {
+                for band in [1, 3, 1024] {
+                    var scratch = [Float](repeating: .nan, count: Winograd.scratchCount(
+                        inChannels: cin, outChannels: cout, height: h, width: w, bandTiles: band, variant: variant))
+                    expectMatchesNaive(cin: cin, cout: cout, h: h, w: w, band: band, seed: UInt64(cin * 7 + cout * 5 + h * 3 + w),
+                                       variant: variant, isa: isa, scratch: &scratch, "\(isa) \(variant) band \(band)")
+                }
             }
         }
     }
@@ -172,13 +180,15 @@ import Testing
     /// band sizes (the last band of each smaller than the others), must give exact results every time.
     @Test func winogradScratchIsReusedAcrossShapesAndBands() {
         let shapes = [(16, 24, 13, 18, 3), (8, 8, 9, 7, 5), (16, 24, 13, 18, 7), (24, 16, 6, 31, 2), (8, 8, 37, 70, 16)]
-        for variant in Winograd.Variant.allCases {
-            let count = shapes.map { Winograd.scratchCount(inChannels: $0.0, outChannels: $0.1, height: $0.2, width: $0.3,
-                                                            bandTiles: $0.4, variant: variant) }.max()!
-            var scratch = [Float](repeating: .nan, count: count)
-            for (index, (cin, cout, h, w, band)) in shapes.enumerated() {
-                expectMatchesNaive(cin: cin, cout: cout, h: h, w: w, band: band, seed: UInt64(100 + index),
-                                   variant: variant, scratch: &scratch, "\(variant) call \(index)")
+        for isa in KernelISA.supportedHere {
+            for variant in Winograd.Variant.allCases {
+                let count = shapes.map { Winograd.scratchCount(inChannels: $0.0, outChannels: $0.1, height: $0.2, width: $0.3,
+                                                                bandTiles: $0.4, variant: variant) }.max()!
+                var scratch = [Float](repeating: .nan, count: count)
+                for (index, (cin, cout, h, w, band)) in shapes.enumerated() {
+                    expectMatchesNaive(cin: cin, cout: cout, h: h, w: w, band: band, seed: UInt64(100 + index),
+                                       variant: variant, isa: isa, scratch: &scratch, "\(isa) \(variant) call \(index)")
+                }
             }
         }
     }
@@ -186,7 +196,7 @@ import Testing
     /// Seeded random input, weights and bias of one shape through `Winograd.conv3x3` (bias, no
     /// activation) with the given scratch, compared with the naive convolution.
     private func expectMatchesNaive(cin: Int, cout: Int, h: Int, w: Int, band: Int, seed: UInt64,
-                                    variant: Winograd.Variant, scratch: inout [Float], _ comment: Comment) {
+                                    variant: Winograd.Variant, isa: KernelISA, scratch: inout [Float], _ comment: Comment) {
         var rng = TestRandom(seed)
         let x = rng.floats(cin * h * w)
         let weight = rng.floats(cout * cin * 9, scale: 0.5)
@@ -199,7 +209,7 @@ import Testing
         let capacity = scratch.count
         bias.withUnsafeBufferPointer { bp in
             Winograd.conv3x3(input: x, height: h, width: w, filter: filter, bias: bp.baseAddress!, output: &out,
-                             scratch: &scratch, scratchCapacity: capacity, bandTiles: band)
+                             scratch: &scratch, scratchCapacity: capacity, bandTiles: band, isa: isa)
         }
         #expect(relativeError(out, expected) < Self.tolerance(variant), comment)
     }
@@ -217,11 +227,13 @@ import Testing
                             variant: variant)
         }
         let count = Winograd.scratchCount(inChannels: cin, outChannels: cout, height: h, width: w, variant: variant)
-        var scratch = [Float](repeating: 0, count: count)
-        var out = start
-        Winograd.conv3x3(input: x, height: h, width: w, filter: filter, bias: nil, output: &out, accumulate: true,
-                         activation: .leakyReLU(0.01), scratch: &scratch, scratchCapacity: count)
-        #expect(relativeError(out, expected) < Self.tolerance(variant))
+        for isa in KernelISA.supportedHere {
+            var scratch = [Float](repeating: 0, count: count)
+            var out = start
+            Winograd.conv3x3(input: x, height: h, width: w, filter: filter, bias: nil, output: &out, accumulate: true,
+                             activation: .leakyReLU(0.01), scratch: &scratch, scratchCapacity: count, isa: isa)
+            #expect(relativeError(out, expected) < Self.tolerance(variant), "\(isa)")
+        }
     }
 }
 
@@ -252,5 +264,47 @@ struct SliceAccumulateCase {
             expected[i] = v >= 0 ? v : 0.01 * v
         }
         self.expected = expected
+    }
+}
+
+/// The builds of the vector kernels (x86-64, AVX2, AVX-512) and how one is chosen.
+@Suite struct KernelISATests {
+    @Test func theBuildsFollowTheFlagsLine() {
+        let avx2 = "flags\t: fpu sse2 avx avx2 fma bmi1 bmi2 f16c movbe\n"
+        let avx512 = "flags\t: fpu sse2 avx avx2 fma bmi1 bmi2 f16c movbe avx512f avx512cd avx512bw avx512dq avx512vl\n"
+        #if arch(x86_64)
+        #expect(KernelISA.supported(cpuinfo: "flags\t: fpu sse sse2 sse4_2 avx\n") == [.portable])
+        #expect(KernelISA.supported(cpuinfo: avx2) == [.portable, .avx2])
+        #expect(KernelISA.supported(cpuinfo: avx512) == [.portable, .avx2, .avx512])
+        // AVX-512F alone (Knights Landing, some VMs) is not enough; nor is AVX2 without FMA.
+        #expect(KernelISA.supported(cpuinfo: avx2.replacingOccurrences(of: "movbe", with: "movbe avx512f")) == [.portable, .avx2])
+        #expect(KernelISA.supported(cpuinfo: avx2.replacingOccurrences(of: " fma", with: "")) == [.portable])
+        // Whole words: "avx512fma"-like flags do not count as "fma".
+        #expect(KernelISA.supported(cpuinfo: avx2.replacingOccurrences(of: " fma", with: " avx512fma")) == [.portable])
+        #endif
+        #expect(KernelISA.supported(cpuinfo: "model name\t: no flags line\n") == [.portable])
+    }
+
+    @Test func theBestBuildIsChosenUnlessTheVariableNamesARunnableOne() {
+        let all: [KernelISA] = [.portable, .avx2, .avx512]
+        #expect(KernelISA.choose(environment: nil, supported: all) == (.avx512, nil))
+        #expect(KernelISA.choose(environment: "", supported: [.portable, .avx2]) == (.avx2, nil))
+        #expect(KernelISA.choose(environment: "portable", supported: all) == (.portable, nil))
+        #expect(KernelISA.choose(environment: "AVX2", supported: all) == (.avx2, nil))
+        let refused = KernelISA.choose(environment: "avx512", supported: [.portable, .avx2])
+        #expect(refused.isa == .avx2 && refused.note?.contains("cannot run") == true)
+        let unknown = KernelISA.choose(environment: "sse9", supported: [.portable])
+        #expect(unknown.isa == .portable && unknown.note?.contains("not one of") == true)
+    }
+
+    /// Each build in the binary is compiled for its own instruction set (the names come from the
+    /// build itself, through its compile-time condition), and this machine runs at least the
+    /// portable one.
+    @Test func eachBuildThisMachineRunsNamesItsInstructionSet() {
+        #expect(KernelISA.supportedHere.first == .portable)
+        #expect(KernelISA.supportedHere.contains(KernelISA.active))
+        for isa in KernelISA.supportedHere {
+            #expect(isa.kernels.instructionSet == isa.name)
+        }
     }
 }

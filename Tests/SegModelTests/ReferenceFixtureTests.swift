@@ -33,7 +33,13 @@ extension ThreadCountTests {
                 images: (0..<total).map { Array(images[($0 * plane)..<(($0 + 1) * plane)]) },
                 labels: (0..<total).map { Array(labels[($0 * plane)..<(($0 + 1) * plane)]) },
                 size: cfg.inputSize)
-            try compare(weights.model, query: query, support: support, counts: counts, case_: case_, name: name)
+            // Every build of the vector kernels this CPU runs (see KernelISA).
+            let active = KernelISA.active
+            defer { KernelISA.active = active }
+            for isa in KernelISA.supportedHere {
+                KernelISA.active = isa
+                try compare(weights.model, query: query, support: support, counts: counts, case_: case_, name: "\(name)/\(isa)")
+            }
         }
 
         /// The same comparison with 2 threads, in both threading modes and with im2col only.

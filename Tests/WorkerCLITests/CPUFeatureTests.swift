@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import SegKernels
 import SegPlatform
 import SegTesting
 
@@ -59,9 +60,15 @@ import SegTesting
         #expect(!r.stdout.contains("chosen by universeg-worker"), "\(r.stdout)")
     }
 
-    @Test func thisMachineRunsThisBuildsKernels() {
-        // The tests run the kernels, so the machine that runs them must have what they need.
-        #expect(Platform.missingKernelCPUFeatures().isEmpty)
+    /// `version` names the vector kernels it runs: the best build this CPU supports, or the one
+    /// UNIVERSEG_KERNELS names.
+    @Test func versionNamesTheVectorKernels() throws {
+        let best = try runToCompletion("/usr/bin/env", ["-u", "UNIVERSEG_KERNELS", Worker.executable, "version"])
+        #expect(best.status == 0, "\(best.stderr)")
+        let expected = try #require(KernelISA.supportedHere.max())
+        #expect(best.stdout.contains("vector kernels: \(expected.name) ("), "\(best.stdout)")
+        let portable = try runToCompletion("/usr/bin/env", ["UNIVERSEG_KERNELS=portable", Worker.executable, "version"])
+        #expect(portable.stdout.contains("vector kernels: x86-64 ("), "\(portable.stdout)")
     }
 
     @Test func cpuListsAreCounted() {

@@ -1,0 +1,1 @@
+../SegSIMDPortable/Kernels.swift

@@ -1,0 +1,443 @@
+public import SegSIMDInterface
+
+// One source, three builds: Sources/SegSIMDAVX2 and Sources/SegSIMDAVX512 hold symbolic links to
+// this file, and Package.swift compiles each folder for its instruction set (-target-cpu). Code
+// here must therefore be the same for all three; the compiler turns the vector types into SSE2,
+// AVX2 or AVX-512 instructions.
+
+/// The vector kernels of this build (see `SIMDKernelSet`).
+public enum Kernels: SIMDKernelSet {
+    #if SEGSIMD_AVX512
+    public static let instructionSet = "AVX-512"
+    #elseif SEGSIMD_AVX2
+    public static let instructionSet = "AVX2+FMA"
+    #else
+    public static let instructionSet = "x86-64"
+    #endif
+
+    // MARK: F(2x2, 3x3)
+
+    public static func f2Input(plane: UnsafePointer<Float>, paddedWidth pw: Int, tileRowStart: Int, tileRowEnd: Int,
+                               tilesX: Int, out: UnsafeMutablePointer<Float>, kStride: Int) {
+        var t = 0
+        for ty in tileRowStart..<tileRowEnd {
+            let r0 = plane + (2 * ty) * pw, r1 = r0 + pw, r2 = r1 + pw, r3 = r2 + pw
+            // Eight tiles at a time: a 16-float load covers x = 2tx ..< 2tx + 16, and its
+            // even/odd halves are columns 0 and 1 of eight patches (columns 2 and 3 come
+            // from the load two floats further on, which ends exactly at the padded row end).
+            var tx = 0
+            while tx + 8 <= tilesX {
+                f2Input8(r0 + 2 * tx, r1 + 2 * tx, r2 + 2 * tx, r3 + 2 * tx, out: out + t, kStride: kStride)
+                tx += 8
+                t += 8
+            }
+            for tx in tx..<tilesX {
+                let x = 2 * tx
+                // Bᵀ d (rows), then (Bᵀ d) B (columns); 16 values per tile.
+                @inline(__always) func column(_ j: Int) -> (Float, Float, Float, Float) {
+                    (r0[x + j] - r2[x + j], r1[x + j] + r2[x + j], r2[x + j] - r1[x + j], r1[x + j] - r3[x + j])
+                }
+                let c0 = column(0), c1 = column(1), c2 = column(2), c3 = column(3)
+                let o = out + t
+                o[0 * kStride] = c0.0 - c2.0
+                o[1 * kStride] = c1.0 + c2.0
+                o[2 * kStride] = c2.0 - c1.0
+                o[3 * kStride] = c1.0 - c3.0
+                o[4 * kStride] = c0.1 - c2.1
+                o[5 * kStride] = c1.1 + c2.1
+                o[6 * kStride] = c2.1 - c1.1
+                o[7 * kStride] = c1.1 - c3.1
+                o[8 * kStride] = c0.2 - c2.2
+                o[9 * kStride] = c1.2 + c2.2
+                o[10 * kStride] = c2.2 - c1.2
+                o[11 * kStride] = c1.2 - c3.2
+                o[12 * kStride] = c0.3 - c2.3
+                o[13 * kStride] = c1.3 + c2.3
+                o[14 * kStride] = c2.3 - c1.3
+                o[15 * kStride] = c1.3 - c3.3
+                t += 1
+            }
+        }
+    }
+
+    @inline(__always)
+    static func f2Input8(_ r0: UnsafePointer<Float>, _ r1: UnsafePointer<Float>, _ r2: UnsafePointer<Float>,
+                         _ r3: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, kStride: Int) {
+        // d[row][column] for eight patches.
+        let a0 = load16(r0), b0 = load16(r0 + 2)
+        let a1 = load16(r1), b1 = load16(r1 + 2)
+        let a2 = load16(r2), b2 = load16(r2 + 2)
+        let a3 = load16(r3), b3 = load16(r3 + 2)
+        let d0 = (a0.evenHalf, a0.oddHalf, b0.evenHalf, b0.oddHalf)
+        let d1 = (a1.evenHalf, a1.oddHalf, b1.evenHalf, b1.oddHalf)
+        let d2 = (a2.evenHalf, a2.oddHalf, b2.evenHalf, b2.oddHalf)
+        let d3 = (a3.evenHalf, a3.oddHalf, b3.evenHalf, b3.oddHalf)
+        // Bᵀ d: rows.
+        let t0 = (d0.0 - d2.0, d0.1 - d2.1, d0.2 - d2.2, d0.3 - d2.3)
+        let t1 = (d1.0 + d2.0, d1.1 + d2.1, d1.2 + d2.2, d1.3 + d2.3)
+        let t2 = (d2.0 - d1.0, d2.1 - d1.1, d2.2 - d1.2, d2.3 - d1.3)
+        let t3 = (d1.0 - d3.0, d1.1 - d3.1, d1.2 - d3.2, d1.3 - d3.3)
+        // (Bᵀ d) B: columns.
+        @inline(__always) func row(_ r: (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>), _ i: Int) {
+            store8(r.0 - r.2, out + (4 * i + 0) * kStride)
+            store8(r.1 + r.2, out + (4 * i + 1) * kStride)
+            store8(r.2 - r.1, out + (4 * i + 2) * kStride)
+            store8(r.1 - r.3, out + (4 * i + 3) * kStride)
+        }
+        row(t0, 0)
+        row(t1, 1)
+        row(t2, 2)
+        row(t3, 3)
+    }
+
+    public static func f2Output(mo: UnsafeMutablePointer<Float>, kStride: Int, tileRowStart: Int, tileRowEnd: Int,
+                                tilesX: Int, height: Int, width: Int, bias b: Float, plane: UnsafeMutablePointer<Float>,
+                                accumulate: Bool, leaky: Bool, slope: Float) {
+        var t = 0
+        for ty in tileRowStart..<tileRowEnd {
+            let y = 2 * ty
+            var tx = 0
+            if y + 1 < height {
+                // Eight full tiles at a time (16 output columns of two rows).
+                while tx + 8 <= tilesX && 2 * tx + 16 <= width {
+                    f2Output8(mo + t, kStride: kStride, bias: b, p0: plane + y * width + 2 * tx,
+                              width: width, accumulate: accumulate, leaky: leaky, slope: slope)
+                    tx += 8
+                    t += 8
+                }
+            }
+            for tx in tx..<tilesX {
+                @inline(__always) func at(_ k: Int) -> Float { mo[k * kStride + t] }
+                // Aᵀ M: rows 0..3 -> 2 rows.
+                let s00 = at(0) + at(4) + at(8), s01 = at(1) + at(5) + at(9)
+                let s02 = at(2) + at(6) + at(10), s03 = at(3) + at(7) + at(11)
+                let s10 = at(4) - at(8) - at(12), s11 = at(5) - at(9) - at(13)
+                let s12 = at(6) - at(10) - at(14), s13 = at(7) - at(11) - at(15)
+                for k in 0..<16 { mo[k * kStride + t] = 0 }
+                // (Aᵀ M) A: columns.
+                var y00 = s00 + s01 + s02 + b, y01 = s01 - s02 - s03 + b
+                var y10 = s10 + s11 + s12 + b, y11 = s11 - s12 - s13 + b
+                let x = 2 * tx
+                let p0 = plane + y * width + x
+                let hasRight = x + 1 < width, hasBelow = y + 1 < height
+                if accumulate {
+                    y00 += p0[0]
+                    if hasRight { y01 += p0[1] }
+                    if hasBelow { y10 += p0[width] }
+                    if hasRight && hasBelow { y11 += p0[width + 1] }
+                }
+                if leaky {
+                    if y00 < 0 { y00 *= slope }
+                    if y01 < 0 { y01 *= slope }
+                    if y10 < 0 { y10 *= slope }
+                    if y11 < 0 { y11 *= slope }
+                }
+                p0[0] = y00
+                if hasRight { p0[1] = y01 }
+                if hasBelow {
+                    p0[width] = y10
+                    if hasRight { p0[width + 1] = y11 }
+                }
+                t += 1
+            }
+        }
+    }
+
+    /// Eight full tiles (2x2 outputs each, all inside the image) whose 16 transformed values
+    /// start at `mo` (planes `kStride` apart); writes rows `p0` and `p0 + width`.
+    @inline(__always)
+    static func f2Output8(_ mo: UnsafeMutablePointer<Float>, kStride: Int, bias: Float, p0: UnsafeMutablePointer<Float>,
+                          width: Int, accumulate: Bool, leaky: Bool, slope: Float) {
+        @inline(__always) func at(_ k: Int) -> SIMD8<Float> { load8(mo + k * kStride) }
+        let m0 = at(0), m1 = at(1), m2 = at(2), m3 = at(3)
+        let m4 = at(4), m5 = at(5), m6 = at(6), m7 = at(7)
+        let m8 = at(8), m9 = at(9), m10 = at(10), m11 = at(11)
+        let m12 = at(12), m13 = at(13), m14 = at(14), m15 = at(15)
+        for k in 0..<16 { store8(SIMD8<Float>(), mo + k * kStride) }
+        let s00 = m0 + m4 + m8, s01 = m1 + m5 + m9, s02 = m2 + m6 + m10, s03 = m3 + m7 + m11
+        let s10 = m4 - m8 - m12, s11 = m5 - m9 - m13, s12 = m6 - m10 - m14, s13 = m7 - m11 - m15
+        let b = SIMD8<Float>(repeating: bias)
+        var top = SIMD16<Float>()
+        top.evenHalf = s00 + s01 + s02 + b
+        top.oddHalf = s01 - s02 - s03 + b
+        var bottom = SIMD16<Float>()
+        bottom.evenHalf = s10 + s11 + s12 + b
+        bottom.oddHalf = s11 - s12 - s13 + b
+        let p1 = p0 + width
+        if accumulate {
+            top += load16(p0)
+            bottom += load16(p1)
+        }
+        if leaky {
+            let k = SIMD16<Float>(repeating: slope)
+            top.replace(with: top * k, where: top .< 0)
+            bottom.replace(with: bottom * k, where: bottom .< 0)
+        }
+        store16(top, p0)
+        store16(bottom, p1)
+    }
+
+    // MARK: F(4x4, 3x3)
+
+    public static func f4SplitRow(line: UnsafePointer<Float>, row: UnsafeMutablePointer<Float>, phasePlane: Int,
+                                  phaseWidth tw: Int) {
+        var t = 0
+        while t + 4 <= tw {
+            let a = load16(line + 4 * t)
+            store4(a.evenHalf.evenHalf, row + t)
+            store4(a.oddHalf.evenHalf, row + phasePlane + t)
+            store4(a.evenHalf.oddHalf, row + 2 * phasePlane + t)
+            store4(a.oddHalf.oddHalf, row + 3 * phasePlane + t)
+            t += 4
+        }
+        while t < tw {
+            for phase in 0..<4 { row[phase * phasePlane + t] = line[4 * t + phase] }
+            t += 1
+        }
+    }
+
+    /// Bᵀ of F(4x4, 3x3) applied to six values (rows or columns of a patch).
+    @inline(__always)
+    static func bt<V: TransformLanes>(_ d0: V, _ d1: V, _ d2: V, _ d3: V, _ d4: V, _ d5: V) -> (V, V, V, V, V, V) {
+        let a = d4 - d2, b = d1 - d3
+        return (4 * d0 - 5 * d2 + d4,
+                d3 + d4 - 4 * (d1 + d2),
+                d4 - d3 + 4 * (d1 - d2),
+                a - 2 * b,
+                a + 2 * b,
+                4 * d1 - 5 * d3 + d5)
+    }
+
+    /// Aᵀ of F(4x4, 3x3) applied to six values.
+    @inline(__always)
+    static func at<V: TransformLanes>(_ m0: V, _ m1: V, _ m2: V, _ m3: V, _ m4: V, _ m5: V) -> (V, V, V, V) {
+        let p12 = m1 + m2, d12 = m1 - m2, p34 = m3 + m4, d34 = m3 - m4
+        return (m0 + p12 + p34, d12 + 2 * d34, p12 + 4 * p34, d12 + 8 * d34 + m5)
+    }
+
+    public static func f4Input(channel: UnsafePointer<Float>, phasePlane: Int, phaseWidth tw: Int, tileRowStart: Int,
+                               tileRowEnd: Int, tilesX: Int, out: UnsafeMutablePointer<Float>, kStride: Int) {
+        var t = 0
+        for ty in tileRowStart..<tileRowEnd {
+            let top = channel + 4 * ty * tw
+            var tx = 0
+            while tx + 8 <= tilesX {
+                f4Input8(top + tx, phasePlane: phasePlane, rowStride: tw, out: out + t, kStride: kStride)
+                tx += 8
+                t += 8
+            }
+            while tx < tilesX {
+                f4Input1(top + tx, phasePlane: phasePlane, rowStride: tw, out: out + t, kStride: kStride)
+                tx += 1
+                t += 1
+            }
+        }
+    }
+
+    /// Eight patches side by side, from column `p` of the phase planes: a patch's six columns
+    /// 4t ..< 4t + 6 are column t of phases 0-3 and column t + 1 of phases 0-1.
+    @inline(__always)
+    static func f4Input8(_ p: UnsafePointer<Float>, phasePlane: Int, rowStride: Int,
+                         out: UnsafeMutablePointer<Float>, kStride: Int) {
+        // d B for each of the six rows: six vectors of eight patches each.
+        @inline(__always) func row(_ r: Int) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+            let q = p + r * rowStride
+            return bt(load8(q), load8(q + phasePlane), load8(q + 2 * phasePlane), load8(q + 3 * phasePlane),
+                      load8(q + 1), load8(q + phasePlane + 1))
+        }
+        let r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3), r4 = row(4), r5 = row(5)
+        // Bᵀ (d B): column j of the six rows gives v[i][j].
+        @inline(__always) func column(_ j: Int, _ a: SIMD8<Float>, _ b: SIMD8<Float>, _ c: SIMD8<Float>,
+                                      _ d: SIMD8<Float>, _ e: SIMD8<Float>, _ f: SIMD8<Float>) {
+            let r = bt(a, b, c, d, e, f)
+            store8(r.0, out + j * kStride)
+            store8(r.1, out + (6 + j) * kStride)
+            store8(r.2, out + (12 + j) * kStride)
+            store8(r.3, out + (18 + j) * kStride)
+            store8(r.4, out + (24 + j) * kStride)
+            store8(r.5, out + (30 + j) * kStride)
+        }
+        column(0, r0.0, r1.0, r2.0, r3.0, r4.0, r5.0)
+        column(1, r0.1, r1.1, r2.1, r3.1, r4.1, r5.1)
+        column(2, r0.2, r1.2, r2.2, r3.2, r4.2, r5.2)
+        column(3, r0.3, r1.3, r2.3, r3.3, r4.3, r5.3)
+        column(4, r0.4, r1.4, r2.4, r3.4, r4.4, r5.4)
+        column(5, r0.5, r1.5, r2.5, r3.5, r4.5, r5.5)
+    }
+
+    @inline(__always)
+    static func f4Input1(_ p: UnsafePointer<Float>, phasePlane: Int, rowStride: Int,
+                         out: UnsafeMutablePointer<Float>, kStride: Int) {
+        // Rows as vectors of the patch's six columns (lanes 6 and 7 unused), times B.
+        @inline(__always) func row(_ r: Int) -> SIMD8<Float> {
+            let q = p + r * rowStride
+            let d = bt(q[0], q[phasePlane], q[2 * phasePlane], q[3 * phasePlane], q[1], q[phasePlane + 1])
+            return SIMD8(d.0, d.1, d.2, d.3, d.4, d.5, 0, 0)
+        }
+        let v = bt(row(0), row(1), row(2), row(3), row(4), row(5))
+        @inline(__always) func store(_ i: Int, _ r: SIMD8<Float>) {
+            for j in 0..<6 { out[(6 * i + j) * kStride] = r[j] }
+        }
+        store(0, v.0)
+        store(1, v.1)
+        store(2, v.2)
+        store(3, v.3)
+        store(4, v.4)
+        store(5, v.5)
+    }
+
+    public static func f4Output(mo: UnsafeMutablePointer<Float>, kStride: Int, tileRowStart: Int, tileRowEnd: Int,
+                                tilesX: Int, height: Int, width: Int, bias: Float, plane: UnsafeMutablePointer<Float>,
+                                accumulate: Bool, leaky: Bool, slope: Float) {
+        var t = 0
+        for ty in tileRowStart..<tileRowEnd {
+            let y = 4 * ty
+            let rows = min(4, height - y)
+            var tx = 0
+            while tx + 8 <= tilesX && 4 * tx + 32 <= width {
+                f4Output8(mo + t, kStride: kStride, bias: bias, p: plane + y * width + 4 * tx, width: width,
+                          rows: rows, accumulate: accumulate, leaky: leaky, slope: slope)
+                tx += 8
+                t += 8
+            }
+            while tx < tilesX {
+                f4Output1(mo + t, kStride: kStride, bias: bias, p: plane + y * width + 4 * tx, width: width,
+                          rows: rows, columns: min(4, width - 4 * tx), accumulate: accumulate,
+                          leaky: leaky, slope: slope)
+                tx += 1
+                t += 1
+            }
+        }
+    }
+
+    /// Eight tiles whose 36 transformed values start at `mo` (planes `kStride` apart); writes
+    /// `rows` rows of 32 outputs from `p`.
+    @inline(__always)
+    static func f4Output8(_ mo: UnsafeMutablePointer<Float>, kStride: Int, bias: Float, p: UnsafeMutablePointer<Float>,
+                          width: Int, rows: Int, accumulate: Bool, leaky: Bool, slope: Float) {
+        @inline(__always) func column(_ j: Int) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+            @inline(__always) func at(_ i: Int) -> SIMD8<Float> { load8(mo + (6 * i + j) * kStride) }
+            return Self.at(at(0), at(1), at(2), at(3), at(4), at(5))
+        }
+        // Aᵀ M: s[r][j] for the four output rows.
+        let s0 = column(0), s1 = column(1), s2 = column(2), s3 = column(3), s4 = column(4), s5 = column(5)
+        for k in 0..<36 { store8(SIMD8<Float>(), mo + k * kStride) }
+        let b = SIMD8<Float>(repeating: bias)
+        @inline(__always) func write(_ r: Int, _ m0: SIMD8<Float>, _ m1: SIMD8<Float>, _ m2: SIMD8<Float>,
+                                     _ m3: SIMD8<Float>, _ m4: SIMD8<Float>, _ m5: SIMD8<Float>) {
+            // (Aᵀ M) A: the row's four outputs of each tile, interleaved into 32 consecutive floats.
+            let y = Self.at(m0, m1, m2, m3, m4, m5)
+            let y0 = y.0 + b, y1 = y.1 + b, y2 = y.2 + b, y3 = y.3 + b
+            let q = p + r * width
+            @inline(__always) func put(_ a: SIMD4<Float>, _ b: SIMD4<Float>, _ c: SIMD4<Float>, _ d: SIMD4<Float>,
+                                       _ q: UnsafeMutablePointer<Float>) {
+                var ac = SIMD8<Float>(), bd = SIMD8<Float>()
+                ac.evenHalf = a
+                ac.oddHalf = c
+                bd.evenHalf = b
+                bd.oddHalf = d
+                var row = SIMD16<Float>()
+                row.evenHalf = ac
+                row.oddHalf = bd
+                if accumulate { row += load16(q) }
+                if leaky { row.replace(with: row * SIMD16(repeating: slope), where: row .< 0) }
+                store16(row, q)
+            }
+            put(y0.lowHalf, y1.lowHalf, y2.lowHalf, y3.lowHalf, q)
+            put(y0.highHalf, y1.highHalf, y2.highHalf, y3.highHalf, q + 16)
+        }
+        write(0, s0.0, s1.0, s2.0, s3.0, s4.0, s5.0)
+        if rows > 1 { write(1, s0.1, s1.1, s2.1, s3.1, s4.1, s5.1) }
+        if rows > 2 { write(2, s0.2, s1.2, s2.2, s3.2, s4.2, s5.2) }
+        if rows > 3 { write(3, s0.3, s1.3, s2.3, s3.3, s4.3, s5.3) }
+    }
+
+    @inline(__always)
+    static func f4Output1(_ mo: UnsafeMutablePointer<Float>, kStride: Int, bias: Float, p: UnsafeMutablePointer<Float>,
+                          width: Int, rows: Int, columns: Int, accumulate: Bool, leaky: Bool, slope: Float) {
+        // Rows of M as vectors of its six columns (lanes 6 and 7 unused).
+        @inline(__always) func row(_ i: Int) -> SIMD8<Float> {
+            let r = mo + 6 * i * kStride
+            return SIMD8(r[0], r[kStride], r[2 * kStride], r[3 * kStride], r[4 * kStride], r[5 * kStride], 0, 0)
+        }
+        let s = at(row(0), row(1), row(2), row(3), row(4), row(5))
+        for k in 0..<36 { mo[k * kStride] = 0 }
+        for r in 0..<rows {
+            let v: SIMD8<Float> = r == 0 ? s.0 : r == 1 ? s.1 : r == 2 ? s.2 : s.3
+            let y = at(v[0], v[1], v[2], v[3], v[4], v[5])
+            let values = SIMD4<Float>(y.0, y.1, y.2, y.3)
+            let q = p + r * width
+            for c in 0..<columns {
+                var value = values[c] + bias
+                if accumulate { value += q[c] }
+                if leaky && value < 0 { value *= slope }
+                q[c] = value
+            }
+        }
+    }
+
+    // MARK: Resampling
+
+    public static func maxPool2x2(input: UnsafePointer<Float>, height: Int, width: Int, output: UnsafeMutablePointer<Float>) {
+        let oh = height / 2, ow = width / 2
+        for y in 0..<oh {
+            let r0 = input + (2 * y) * width
+            let r1 = r0 + width
+            let d = output + y * ow
+            for x in 0..<ow {
+                let a = max(r0[2 * x], r0[2 * x + 1])
+                let b = max(r1[2 * x], r1[2 * x + 1])
+                d[x] = max(a, b)
+            }
+        }
+    }
+
+    public static func bilinearRow(r0: UnsafePointer<Float>, r1: UnsafePointer<Float>, wy: Float, i0: UnsafePointer<Int32>,
+                                   i1: UnsafePointer<Int32>, f: UnsafePointer<Float>, count: Int,
+                                   out: UnsafeMutablePointer<Float>) {
+        let wy0 = 1 - wy
+        for x in 0..<count {
+            let a = Int(i0[x]), b = Int(i1[x]), fx = f[x]
+            let top = r0[a] * (1 - fx) + r0[b] * fx
+            let bottom = r1[a] * (1 - fx) + r1[b] * fx
+            out[x] = top * wy0 + bottom * wy
+        }
+    }
+
+    // MARK: Loads and stores
+
+    @inline(__always)
+    static func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
+    }
+
+    @inline(__always)
+    static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+    }
+
+    @inline(__always)
+    static func store16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD16<Float>.self)
+    }
+
+    @inline(__always)
+    static func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+    }
+
+    @inline(__always)
+    static func store4(_ v: SIMD4<Float>, _ p: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD4<Float>.self)
+    }
+}
+
+/// What the F(4x4, 3x3) transforms need of a value: one float (edge tiles) or a vector of tiles.
+protocol TransformLanes {
+    static func + (lhs: Self, rhs: Self) -> Self
+    static func - (lhs: Self, rhs: Self) -> Self
+    static func * (lhs: Float, rhs: Self) -> Self
+}
+
+extension Float: TransformLanes {}
+extension SIMD8: TransformLanes where Scalar == Float {}
