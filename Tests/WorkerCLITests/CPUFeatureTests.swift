@@ -4,7 +4,7 @@ import SegKernels
 import SegPlatform
 import SegTesting
 
-/// The start-up check that keeps an AVX2 build off CPUs without AVX2/FMA (SIGILL otherwise).
+/// CPU features: the OpenBLAS core the worker picks, and the vector-kernel build `version` names.
 @Suite struct CPUFeatureTests {
     @Test func missingFeaturesAreReadFromTheFlagsLine() {
         let old = "processor\t: 0\nmodel name\t: Old CPU\nflags\t\t: fpu sse sse2 ssse3 sse4_1 sse4_2 avx\n\nprocessor\t: 1\nflags\t\t: fpu avx2 fma\n"
