@@ -47,7 +47,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from universeg_torch import UniverSegFast, kaiming_init_, load_model, parameter_count  # noqa: E402
-from universeg_data import (AugConfig, RealTask, SyntheticTasks, hard_dice,  # noqa: E402
+from universeg_data import (AugConfig, RealTask, SyntheticTasks, augment_sets, hard_dice,  # noqa: E402
                             load_real_tasks, sample_batch, soft_dice_loss, HELD_OUT)
 
 REPO = Path(__file__).resolve().parent.parent
@@ -123,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "on (seed, step), so the batches are the same either way")
     ap.add_argument("--prefetch", type=int, default=4,
                     help="with --workers: at most this many batches drawn ahead (bounds memory)")
+    ap.add_argument("--augment-on-device", action="store_true",
+                    help="draw tasks and examples in the workers but augment the batch on --device "
+                         "(batched tensor operations; on a GPU the augmentation then costs the CPU "
+                         "nothing). The augmentation's random numbers then come from the device")
     return ap
 
 
@@ -131,15 +135,27 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------------
 
 
-def draw_batch(step: int, cfg: Dict, real: List[RealTask], synth: SyntheticTasks, aug: AugConfig):
+def draw_batch(step: int, cfg: Dict, real: List[RealTask], synth: SyntheticTasks, aug: AugConfig,
+               augment: bool = True):
     """The batch of training step ``step``: (support size, query, query label, support images,
-    support labels). Its randomness comes from (seed, step) alone."""
+    support labels), augmented unless ``augment`` is False. Its randomness comes from (seed,
+    step) alone."""
     gen = torch.Generator().manual_seed(cfg["seed"] * 1_000_003 + step)
     lo, hi = cfg["support"][0], cfg["support"][-1]
     n_support = int(torch.randint(lo, hi + 1, (1,), generator=gen))
     q, qy, si, sl, _names = sample_batch(gen, cfg["batch"], n_support, cfg["input_size"],
-                                         real, synth, cfg["p_synthetic"], aug)
+                                         real, synth, cfg["p_synthetic"], aug, augment=augment)
     return n_support, q, qy, si, sl
+
+
+def augment_on(device: str, step: int, cfg: Dict, aug: AugConfig, q, qy, si, sl):
+    """Augments an unaugmented batch on ``device`` (batched tensor operations, a generator on
+    the device seeded by (seed, step))."""
+    gen = torch.Generator(device=device).manual_seed(cfg["seed"] * 1_000_003 + step + 500_009)
+    x = torch.cat([q.unsqueeze(1), si], 1).to(device, non_blocking=True)
+    y = torch.cat([qy.unsqueeze(1), sl], 1).to(device, non_blocking=True)
+    x, y = augment_sets(gen, x, y, aug)
+    return x[:, 0], y[:, 0], x[:, 1:], y[:, 1:]
 
 
 # State of a batch worker process: inherited from the parent at fork (the preloaded tasks are
@@ -150,7 +166,7 @@ _WORKER_STATE: Dict = {}
 def _draw_in_worker(step: int):
     torch.set_num_threads(1)
     st = _WORKER_STATE
-    return draw_batch(step, st["cfg"], st["real"], st["synth"], st["aug"])
+    return draw_batch(step, st["cfg"], st["real"], st["synth"], st["aug"], st["augment"])
 
 
 class BatchSource:
@@ -159,14 +175,14 @@ class BatchSource:
     (torch.multiprocessing). Create it before CUDA is initialised: the workers are forked."""
 
     def __init__(self, cfg: Dict, real: List[RealTask], synth: SyntheticTasks, aug: AugConfig,
-                 workers: int, prefetch: int) -> None:
-        self.args = (cfg, real, synth, aug)
+                 workers: int, prefetch: int, augment: bool = True) -> None:
+        self.args = (cfg, real, synth, aug, augment)
         self.pool = None
         self.pending: Dict[int, object] = {}
         self.prefetch = max(1, prefetch)
         if workers > 0:
             import torch.multiprocessing as mp
-            _WORKER_STATE.update(cfg=cfg, real=real, synth=synth, aug=aug)
+            _WORKER_STATE.update(cfg=cfg, real=real, synth=synth, aug=aug, augment=augment)
             self.pool = mp.get_context("fork").Pool(workers)
 
     def get(self, step: int):
@@ -382,7 +398,7 @@ def main() -> int:
     synth = SyntheticTasks(cfg["input_size"])
     aug = AugConfig(strength=cfg["aug_strength"], noise_var_max=cfg["noise_var_max"])
     # Batch workers are forked here, before CUDA is initialised.
-    batches = BatchSource(cfg, real, synth, aug, args.workers, args.prefetch)
+    batches = BatchSource(cfg, real, synth, aug, args.workers, args.prefetch, augment=not args.augment_on_device)
     device = args.device
     model = UniverSegFast(cfg["encoder_widths"], cfg["decoder_widths"])
     kaiming_init_(model, seed=cfg["seed"])
@@ -480,6 +496,8 @@ def main() -> int:
             break
         t_wait = time.time()
         n_support, q, qy, si, sl = batches.get(step)
+        if args.augment_on_device:
+            q, qy, si, sl = augment_on(device, step, cfg, aug, q, qy, si, sl)
         interval_wait += time.time() - t_wait
         lr = lr_at(step, cfg)
         for g in opt.param_groups:
@@ -514,7 +532,8 @@ def main() -> int:
                    # process CPU seconds (all threads) per step: unlike s_per_step it does not
                    # grow while the run is stopped (SIGSTOP) or waits for the CPU
                    "cpu_s_per_step": round((time.process_time() - interval_cpu) / interval_n, 3),
-                   # seconds per step spent waiting for the batch (drawing it, with --workers 0)
+                   # seconds per step spent waiting for the batch (drawing it, with --workers 0;
+                   # augmenting it, with --augment-on-device)
                    "data_s_per_step": round(interval_wait / interval_n, 3),
                    "threads": args.threads, "workers": args.workers}
             append_log(log_path, rec)

@@ -49,21 +49,21 @@ HELD_OUT = ("wbc-cv", "covid19-ct-infection", "fuseg-foot-ulcer", "isic2017-skin
 
 
 def uniform(gen: torch.Generator, shape: Sequence[int], lo: float, hi: float) -> torch.Tensor:
-    return torch.rand(tuple(shape), generator=gen) * (hi - lo) + lo
+    return torch.rand(tuple(shape), generator=gen, device=gen.device) * (hi - lo) + lo
 
 
 def bernoulli(gen: torch.Generator, shape: Sequence[int], p: float) -> torch.Tensor:
-    return torch.rand(tuple(shape), generator=gen) < p
+    return torch.rand(tuple(shape), generator=gen, device=gen.device) < p
 
 
 def smooth_fields(gen: torch.Generator, count: int, size: int, sigma: torch.Tensor
                   ) -> torch.Tensor:
     """``count`` Gaussian-smoothed white-noise fields [count, size, size], each normalised to
     zero mean and unit std. ``sigma`` (pixels) is a scalar or a [count] tensor. Periodic (FFT)."""
-    noise = torch.randn(count, size, size, generator=gen)
-    f = torch.fft.fftfreq(size)
+    noise = torch.randn(count, size, size, generator=gen, device=gen.device)
+    f = torch.fft.fftfreq(size, device=gen.device)
     f2 = (f[:, None] ** 2 + f[None, :] ** 2)[None]
-    sigma = torch.as_tensor(sigma, dtype=torch.float32).reshape(-1, 1, 1)
+    sigma = torch.as_tensor(sigma, dtype=torch.float32, device=gen.device).reshape(-1, 1, 1)
     kernel = torch.exp(-2.0 * (math.pi ** 2) * sigma ** 2 * f2)
     out = torch.fft.ifft2(torch.fft.fft2(noise) * kernel).real
     out = out - out.mean(dim=(1, 2), keepdim=True)
@@ -72,7 +72,7 @@ def smooth_fields(gen: torch.Generator, count: int, size: int, sigma: torch.Tens
 
 def gaussian_kernels(sigma: torch.Tensor, ksize: int = 5) -> torch.Tensor:
     """Per-sigma normalised 2D Gaussian kernels [len(sigma), 1, k, k]."""
-    r = torch.arange(ksize, dtype=torch.float32) - (ksize - 1) / 2
+    r = torch.arange(ksize, dtype=torch.float32, device=sigma.device) - (ksize - 1) / 2
     g = torch.exp(-(r[None, :] ** 2) / (2 * sigma.reshape(-1, 1).clamp_min(1e-3) ** 2))
     g = g / g.sum(dim=1, keepdim=True)
     return (g[:, :, None] * g[:, None, :]).unsqueeze(1)
@@ -93,7 +93,7 @@ def sharpen(x: torch.Tensor, factor: float) -> torch.Tensor:
     """Sharpness adjustment (blend of the image with a 3x3 smoothed copy; factor > 1 sharpens),
     border pixels kept, clamped to [0, 1]."""
     m = x.shape[0]
-    smooth = F.conv2d(x.reshape(m, 1, *x.shape[2:]), _SHARP_KERNEL.view(1, 1, 3, 3))
+    smooth = F.conv2d(x.reshape(m, 1, *x.shape[2:]), _SHARP_KERNEL.to(x.device).view(1, 1, 3, 3))
     out = x.clone()
     inner = out[:, :, 1:-1, 1:-1]
     out[:, :, 1:-1, 1:-1] = (smooth + factor * (inner - smooth)).clamp(0, 1)
@@ -113,7 +113,7 @@ def minmax_per_image(x: torch.Tensor) -> torch.Tensor:
 
 def sobel_edges(y: torch.Tensor) -> torch.Tensor:
     """Binary edge map of a binary label [M, 1, H, W] (Sobel magnitude > 0.5)."""
-    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]).view(1, 1, 3, 3)
+    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=y.device).view(1, 1, 3, 3)
     ky = kx.transpose(2, 3)
     yp = F.pad(y, [1, 1, 1, 1], mode="replicate")
     mag = torch.sqrt(F.conv2d(yp, kx) ** 2 + F.conv2d(yp, ky) ** 2)
@@ -130,10 +130,10 @@ def affine_thetas(gen: torch.Generator, n: int, active: torch.Tensor,
     sc = uniform(gen, [n], *scale)
     t = uniform(gen, [n, 2], -translate, translate) * 2.0       # normalised coords span 2
     cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc          # output->input mapping
-    theta = torch.zeros(n, 2, 3)
+    theta = torch.zeros(n, 2, 3, device=gen.device)
     theta[:, 0, 0], theta[:, 0, 1], theta[:, 0, 2] = cos, -sin, t[:, 0]
     theta[:, 1, 0], theta[:, 1, 1], theta[:, 1, 2] = sin, cos, t[:, 1]
-    ident = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]).expand(n, 2, 3)
+    ident = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], device=gen.device).expand(n, 2, 3)
     return torch.where(active.view(n, 1, 1), theta, ident)
 
 
@@ -230,13 +230,16 @@ def _noise(gen: torch.Generator, x: torch.Tensor, groups: torch.Tensor, n_groups
         return x
     mu = uniform(gen, [n_groups], 0.0, 0.05)[groups].view(-1, 1, 1, 1)
     sd = uniform(gen, [n_groups], 0.0, cfg.noise_var_max)[groups].sqrt().view(-1, 1, 1, 1)
-    noisy = x + mu + sd * torch.randn(x.shape, generator=gen)
+    noisy = x + mu + sd * torch.randn(x.shape, generator=gen, device=gen.device)
     return torch.where(on.view(-1, 1, 1, 1), noisy.clamp(0, 1), x)
 
 
 def augment_sets(gen: torch.Generator, x: torch.Tensor, y: torch.Tensor, cfg: AugConfig
                  ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Augment B task sets. x, y: [B, M, 1, H, W] (entry 0 of each set is the query).
+
+    Batched tensor operations only, on the device of ``gen`` (x and y must be there too): on a
+    GPU the whole augmentation runs there.
 
     In-task augmentations are drawn per example, task augmentations once per set and applied
     identically to its M examples (Table 4). Order: spatial (in-task, then task), then
@@ -249,8 +252,8 @@ def augment_sets(gen: torch.Generator, x: torch.Tensor, y: torch.Tensor, cfg: Au
     bsz, m, _, h, w = x.shape
     n = bsz * m
     xf, yf = x.reshape(n, 1, h, w), y.reshape(n, 1, h, w)
-    per_example = torch.arange(n)
-    per_task = torch.arange(bsz).repeat_interleave(m)
+    per_example = torch.arange(n, device=x.device)
+    per_task = torch.arange(bsz, device=x.device).repeat_interleave(m)
 
     # in-task spatial: affine + variable elastic, one resampling
     aff = bernoulli(gen, [n], cfg.p("ex_affine"))
@@ -497,8 +500,9 @@ def sample_real(gen: torch.Generator, task: RealTask, m: int) -> Tuple[torch.Ten
 
 def sample_batch(gen: torch.Generator, batch: int, n_support: int, size: int,
                  real: Sequence[RealTask], synth: SyntheticTasks, p_synthetic: float,
-                 aug: AugConfig) -> Tuple[torch.Tensor, ...]:
-    """One training batch: ``batch`` tasks, each with a query and ``n_support`` support examples.
+                 aug: AugConfig, augment: bool = True) -> Tuple[torch.Tensor, ...]:
+    """One training batch: ``batch`` tasks, each with a query and ``n_support`` support examples
+    (not augmented with ``augment`` False: the caller augments, e.g. on the training device).
 
     Returns query [B,1,S,S], query labels [B,1,S,S], support images and labels [B,N,1,S,S] and
     the list of task names."""
@@ -517,7 +521,9 @@ def sample_batch(gen: torch.Generator, batch: int, n_support: int, size: int,
             names.append(task.name)
         xs.append(x)
         ys.append(y)
-    x, y = augment_sets(gen, torch.stack(xs), torch.stack(ys), aug)
+    x, y = torch.stack(xs), torch.stack(ys)
+    if augment:
+        x, y = augment_sets(gen, x, y, aug)
     return x[:, 0], y[:, 0], x[:, 1:], y[:, 1:], names
 
 
