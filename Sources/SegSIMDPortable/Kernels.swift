@@ -221,8 +221,16 @@ public enum Kernels: SIMDKernelSet {
         for ty in tileRowStart..<tileRowEnd {
             let top = channel + 4 * ty * tw
             var tx = 0
+            #if SEGSIMD_AVX512
+            // 512-bit vectors: sixteen patches at a time.
+            while tx + 16 <= tilesX {
+                f4InputLanes(SIMD16<Float>.self, top + tx, phasePlane: phasePlane, rowStride: tw, out: out + t, kStride: kStride)
+                tx += 16
+                t += 16
+            }
+            #endif
             while tx + 8 <= tilesX {
-                f4Input8(top + tx, phasePlane: phasePlane, rowStride: tw, out: out + t, kStride: kStride)
+                f4InputLanes(SIMD8<Float>.self, top + tx, phasePlane: phasePlane, rowStride: tw, out: out + t, kStride: kStride)
                 tx += 8
                 t += 8
             }
@@ -234,28 +242,32 @@ public enum Kernels: SIMDKernelSet {
         }
     }
 
-    /// Eight patches side by side, from column `p` of the phase planes: a patch's six columns
-    /// 4t ..< 4t + 6 are column t of phases 0-3 and column t + 1 of phases 0-1.
+    /// `V.scalarCount` patches side by side (8 or, in the AVX-512 build, 16), from column `p` of
+    /// the phase planes: a patch's six columns 4t ..< 4t + 6 are column t of phases 0-3 and
+    /// column t + 1 of phases 0-1.
     @inline(__always)
-    static func f4Input8(_ p: UnsafePointer<Float>, phasePlane: Int, rowStride: Int,
-                         out: UnsafeMutablePointer<Float>, kStride: Int) {
-        // d B for each of the six rows: six vectors of eight patches each.
-        @inline(__always) func row(_ r: Int) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+    static func f4InputLanes<V: TransformVector>(_: V.Type, _ p: UnsafePointer<Float>, phasePlane: Int, rowStride: Int,
+                                                 out: UnsafeMutablePointer<Float>, kStride: Int) {
+        @inline(__always) func load(_ q: UnsafePointer<Float>) -> V { UnsafeRawPointer(q).loadUnaligned(as: V.self) }
+        @inline(__always) func store(_ v: V, _ q: UnsafeMutablePointer<Float>) {
+            UnsafeMutableRawPointer(q).storeBytes(of: v, as: V.self)
+        }
+        // d B for each of the six rows: six vectors of patches each.
+        @inline(__always) func row(_ r: Int) -> (V, V, V, V, V, V) {
             let q = p + r * rowStride
-            return bt(load8(q), load8(q + phasePlane), load8(q + 2 * phasePlane), load8(q + 3 * phasePlane),
-                      load8(q + 1), load8(q + phasePlane + 1))
+            return bt(load(q), load(q + phasePlane), load(q + 2 * phasePlane), load(q + 3 * phasePlane),
+                      load(q + 1), load(q + phasePlane + 1))
         }
         let r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3), r4 = row(4), r5 = row(5)
         // Bᵀ (d B): column j of the six rows gives v[i][j].
-        @inline(__always) func column(_ j: Int, _ a: SIMD8<Float>, _ b: SIMD8<Float>, _ c: SIMD8<Float>,
-                                      _ d: SIMD8<Float>, _ e: SIMD8<Float>, _ f: SIMD8<Float>) {
+        @inline(__always) func column(_ j: Int, _ a: V, _ b: V, _ c: V, _ d: V, _ e: V, _ f: V) {
             let r = bt(a, b, c, d, e, f)
-            store8(r.0, out + j * kStride)
-            store8(r.1, out + (6 + j) * kStride)
-            store8(r.2, out + (12 + j) * kStride)
-            store8(r.3, out + (18 + j) * kStride)
-            store8(r.4, out + (24 + j) * kStride)
-            store8(r.5, out + (30 + j) * kStride)
+            store(r.0, out + j * kStride)
+            store(r.1, out + (6 + j) * kStride)
+            store(r.2, out + (12 + j) * kStride)
+            store(r.3, out + (18 + j) * kStride)
+            store(r.4, out + (24 + j) * kStride)
+            store(r.5, out + (30 + j) * kStride)
         }
         column(0, r0.0, r1.0, r2.0, r3.0, r4.0, r5.0)
         column(1, r0.1, r1.1, r2.1, r3.1, r4.1, r5.1)
@@ -294,6 +306,14 @@ public enum Kernels: SIMDKernelSet {
             let y = 4 * ty
             let rows = min(4, height - y)
             var tx = 0
+            #if SEGSIMD_AVX512
+            while tx + 16 <= tilesX && 4 * tx + 64 <= width {
+                f4Output16(mo + t, kStride: kStride, bias: bias, p: plane + y * width + 4 * tx, width: width,
+                           rows: rows, accumulate: accumulate, leaky: leaky, slope: slope)
+                tx += 16
+                t += 16
+            }
+            #endif
             while tx + 8 <= tilesX && 4 * tx + 32 <= width {
                 f4Output8(mo + t, kStride: kStride, bias: bias, p: plane + y * width + 4 * tx, width: width,
                           rows: rows, accumulate: accumulate, leaky: leaky, slope: slope)
@@ -325,31 +345,65 @@ public enum Kernels: SIMDKernelSet {
         let b = SIMD8<Float>(repeating: bias)
         @inline(__always) func write(_ r: Int, _ m0: SIMD8<Float>, _ m1: SIMD8<Float>, _ m2: SIMD8<Float>,
                                      _ m3: SIMD8<Float>, _ m4: SIMD8<Float>, _ m5: SIMD8<Float>) {
-            // (Aᵀ M) A: the row's four outputs of each tile, interleaved into 32 consecutive floats.
             let y = Self.at(m0, m1, m2, m3, m4, m5)
-            let y0 = y.0 + b, y1 = y.1 + b, y2 = y.2 + b, y3 = y.3 + b
-            let q = p + r * width
-            @inline(__always) func put(_ a: SIMD4<Float>, _ b: SIMD4<Float>, _ c: SIMD4<Float>, _ d: SIMD4<Float>,
-                                       _ q: UnsafeMutablePointer<Float>) {
-                var ac = SIMD8<Float>(), bd = SIMD8<Float>()
-                ac.evenHalf = a
-                ac.oddHalf = c
-                bd.evenHalf = b
-                bd.oddHalf = d
-                var row = SIMD16<Float>()
-                row.evenHalf = ac
-                row.oddHalf = bd
-                if accumulate { row += load16(q) }
-                if leaky { row.replace(with: row * SIMD16(repeating: slope), where: row .< 0) }
-                store16(row, q)
-            }
-            put(y0.lowHalf, y1.lowHalf, y2.lowHalf, y3.lowHalf, q)
-            put(y0.highHalf, y1.highHalf, y2.highHalf, y3.highHalf, q + 16)
+            writeRow8(y.0 + b, y.1 + b, y.2 + b, y.3 + b, p + r * width, accumulate: accumulate, leaky: leaky, slope: slope)
         }
         write(0, s0.0, s1.0, s2.0, s3.0, s4.0, s5.0)
         if rows > 1 { write(1, s0.1, s1.1, s2.1, s3.1, s4.1, s5.1) }
         if rows > 2 { write(2, s0.2, s1.2, s2.2, s3.2, s4.2, s5.2) }
         if rows > 3 { write(3, s0.3, s1.3, s2.3, s3.3, s4.3, s5.3) }
+    }
+
+    #if SEGSIMD_AVX512
+    /// Sixteen tiles (512-bit vectors), as `f4Output8`; writes `rows` rows of 64 outputs from `p`.
+    @inline(__always)
+    static func f4Output16(_ mo: UnsafeMutablePointer<Float>, kStride: Int, bias: Float, p: UnsafeMutablePointer<Float>,
+                           width: Int, rows: Int, accumulate: Bool, leaky: Bool, slope: Float) {
+        @inline(__always) func column(_ j: Int) -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) {
+            @inline(__always) func at(_ i: Int) -> SIMD16<Float> { load16(mo + (6 * i + j) * kStride) }
+            return Self.at(at(0), at(1), at(2), at(3), at(4), at(5))
+        }
+        let s0 = column(0), s1 = column(1), s2 = column(2), s3 = column(3), s4 = column(4), s5 = column(5)
+        for k in 0..<36 { store16(SIMD16<Float>(), mo + k * kStride) }
+        let b = SIMD16<Float>(repeating: bias)
+        @inline(__always) func write(_ r: Int, _ m0: SIMD16<Float>, _ m1: SIMD16<Float>, _ m2: SIMD16<Float>,
+                                     _ m3: SIMD16<Float>, _ m4: SIMD16<Float>, _ m5: SIMD16<Float>) {
+            let y = Self.at(m0, m1, m2, m3, m4, m5)
+            let y0 = y.0 + b, y1 = y.1 + b, y2 = y.2 + b, y3 = y.3 + b
+            let q = p + r * width
+            writeRow8(y0.lowHalf, y1.lowHalf, y2.lowHalf, y3.lowHalf, q, accumulate: accumulate, leaky: leaky, slope: slope)
+            writeRow8(y0.highHalf, y1.highHalf, y2.highHalf, y3.highHalf, q + 32, accumulate: accumulate, leaky: leaky,
+                      slope: slope)
+        }
+        write(0, s0.0, s1.0, s2.0, s3.0, s4.0, s5.0)
+        if rows > 1 { write(1, s0.1, s1.1, s2.1, s3.1, s4.1, s5.1) }
+        if rows > 2 { write(2, s0.2, s1.2, s2.2, s3.2, s4.2, s5.2) }
+        if rows > 3 { write(3, s0.3, s1.3, s2.3, s3.3, s4.3, s5.3) }
+    }
+    #endif
+
+    /// One output row of eight tiles: the four outputs of each tile (y0..y3, lane = tile)
+    /// interleaved into 32 consecutive floats from `q`, added to what is there with
+    /// `accumulate`, then the LeakyReLU.
+    @inline(__always)
+    static func writeRow8(_ y0: SIMD8<Float>, _ y1: SIMD8<Float>, _ y2: SIMD8<Float>, _ y3: SIMD8<Float>,
+                          _ q: UnsafeMutablePointer<Float>, accumulate: Bool, leaky: Bool, slope: Float) {
+        @inline(__always) func put(_ a: SIMD4<Float>, _ b: SIMD4<Float>, _ c: SIMD4<Float>, _ d: SIMD4<Float>,
+                                   _ q: UnsafeMutablePointer<Float>) {
+            var ac = SIMD8<Float>(), bd = SIMD8<Float>()
+            ac.evenHalf = a
+            ac.oddHalf = c
+            bd.evenHalf = b
+            bd.oddHalf = d
+            var row = SIMD16<Float>()
+            row.evenHalf = ac
+            row.oddHalf = bd
+            if accumulate { row += load16(q) }
+            if leaky { row.replace(with: row * SIMD16(repeating: slope), where: row .< 0) }
+            store16(row, q)
+        }
+        put(y0.lowHalf, y1.lowHalf, y2.lowHalf, y3.lowHalf, q)
+        put(y0.highHalf, y1.highHalf, y2.highHalf, y3.highHalf, q + 16)
     }
 
     @inline(__always)
@@ -441,3 +495,9 @@ protocol TransformLanes {
 
 extension Float: TransformLanes {}
 extension SIMD8: TransformLanes where Scalar == Float {}
+extension SIMD16: TransformLanes where Scalar == Float {}
+
+/// A vector of tiles for the wide transforms.
+protocol TransformVector: TransformLanes, SIMD where Scalar == Float {}
+extension SIMD8: TransformVector where Scalar == Float {}
+extension SIMD16: TransformVector where Scalar == Float {}

@@ -160,7 +160,9 @@ import Testing
 }
 
 @Suite struct WinogradTests {
-    @Test(arguments: [(1, 1, 1, 1), (3, 4, 2, 2), (8, 5, 7, 9), (16, 16, 16, 16), (5, 9, 13, 3), (64, 64, 12, 20)])
+    // (8, 6, 9, 133): rows of 34 F(4x4) tiles, so the AVX-512 build's 16-tile path runs twice per row,
+    // then the 8-tile path is skipped and two single tiles follow.
+    @Test(arguments: [(1, 1, 1, 1), (3, 4, 2, 2), (8, 5, 7, 9), (16, 16, 16, 16), (5, 9, 13, 3), (64, 64, 12, 20), (8, 6, 9, 133)])
     func winogradMatchesNaiveConvolution(shape: (Int, Int, Int, Int)) {
         let (cin, cout, h, w) = shape
         for isa in KernelISA.supportedHere {
