@@ -11,9 +11,10 @@ internal import SegSIMDInterface
 /// The larger coefficients cost accuracy: the result differs from direct convolution by about 10x
 /// the rounding of F(2x2, 3x3) (still a few 1e-6 relative on the network's layers).
 extension Winograd {
-    /// Tiles per band for F(4x4, 3x3): 36 transform planes of 128 tiles hold about as many floats
-    /// as F(2x2, 3x3)'s 16 planes of 256 tiles.
-    public static let defaultBandTilesF4 = 128
+    /// Tiles per band for F(4x4, 3x3): 36 transform planes of 64 tiles, half of F(2x2, 3x3)'s
+    /// floats per band. Measured on the v1 network (bench, 2 threads, Intel Xeon family 6 model
+    /// 207, alternating builds): 3-10% faster than 128 tiles at N=16 and N=64; 32 tiles no better.
+    public static let defaultBandTilesF4 = 64
 
     static func scratchCountF4(inChannels: Int, outChannels: Int, height: Int, width: Int, bandTiles: Int) -> Int {
         let tilesX = (width + 3) / 4, tilesY = (height + 3) / 4
