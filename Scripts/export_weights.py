@@ -95,7 +95,9 @@ def provenance(ckpt_path: Path, ck: Dict, minutes: Optional[float],
     while cfg.get("init_from"):
         m = INIT_FROM.match(cfg["init_from"])
         if m is None:
-            parts.append(f"initialised from {cfg['init_from']}")
+            # Shipped weights (.safetensors): their own provenance note, kept by train.py.
+            note = cfg.get("init_from_note")
+            parts.append(f"initialised from {cfg['init_from']}" + (f", whose training was: {note}" if note else ""))
             break
         parent = Path(m["path"]).parent
         if parent.resolve() in seen:

@@ -416,6 +416,8 @@ def main() -> int:
             model.load_state_dict(loaded.state_dict())
             cfg["init_from"] = (f"{args.init_from} ({meta.get('name', '?')}, "
                                 f"{meta.get('training_minutes', '?')} training minutes)")
+            # The phases behind those weights, for the exported file's provenance.
+            cfg["init_from_note"] = meta.get("training_note", "")
         else:
             ck = torch.load(args.init_from, map_location=device, weights_only=False)
             model.load_state_dict(ck["model"])
