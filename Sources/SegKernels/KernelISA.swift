@@ -40,13 +40,18 @@ public enum KernelISA: String, CaseIterable, Sendable, Comparable {
     /// `[.portable]`.
     public static func supported(cpuinfo text: String) -> [KernelISA] {
         #if arch(x86_64)
-        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
-              let colon = line.firstIndex(of: ":") else { return [.portable] }
-        let flags = Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
+        guard let flags = cpuFlags(cpuinfo: text) else { return [.portable] }
         return allCases.filter { $0.requiredFlags.allSatisfy(flags.contains) }
         #else
         return [.portable]
         #endif
+    }
+
+    /// The words of the first `flags` line of a /proc/cpuinfo text, or nil when it has none.
+    public static func cpuFlags(cpuinfo text: String) -> Set<String>? {
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
+              let colon = line.firstIndex(of: ":") else { return nil }
+        return Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
     }
 
     /// The builds this machine runs.

@@ -75,9 +75,7 @@ public enum Platform {
 
     /// The entries of `required` that the first `flags` line of a /proc/cpuinfo text lacks.
     public static func missingFeatures(_ required: [String], cpuinfo text: String) -> [String] {
-        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
-              let colon = line.firstIndex(of: ":") else { return [] }
-        let flags = Set(line[line.index(after: colon)...].split(separator: " ").map(String.init))
+        guard let flags = KernelISA.cpuFlags(cpuinfo: text) else { return [] }
         return required.filter { !flags.contains($0) }
     }
 
@@ -99,7 +97,7 @@ public enum Platform {
         return nil
     }
 
-    private static func hasFlags(_ text: String) -> Bool { text.split(separator: "\n").contains { $0.hasPrefix("flags") } }
+    private static func hasFlags(_ text: String) -> Bool { KernelISA.cpuFlags(cpuinfo: text) != nil }
 
     /// The core to switch OpenBLAS to, or nil: only when nobody chose one (OPENBLAS_CORETYPE is
     /// unset), OpenBLAS fell back to a generic core, and the CPU can run a better one.
