@@ -248,10 +248,8 @@ public enum Kernels: SIMDKernelSet {
     @inline(__always)
     static func f4InputLanes<V: TransformVector>(_: V.Type, _ p: UnsafePointer<Float>, phasePlane: Int, rowStride: Int,
                                                  out: UnsafeMutablePointer<Float>, kStride: Int) {
-        @inline(__always) func load(_ q: UnsafePointer<Float>) -> V { UnsafeRawPointer(q).loadUnaligned(as: V.self) }
-        @inline(__always) func store(_ v: V, _ q: UnsafeMutablePointer<Float>) {
-            UnsafeMutableRawPointer(q).storeBytes(of: v, as: V.self)
-        }
+        @inline(__always) func load(_ q: UnsafePointer<Float>) -> V { V.load(q) }
+        @inline(__always) func store(_ v: V, _ q: UnsafeMutablePointer<Float>) { v.store(q) }
         // d B for each of the six rows: six vectors of patches each.
         @inline(__always) func row(_ r: Int) -> (V, V, V, V, V, V) {
             let q = p + r * rowStride
@@ -307,16 +305,17 @@ public enum Kernels: SIMDKernelSet {
             let rows = min(4, height - y)
             var tx = 0
             #if SEGSIMD_AVX512
+            // 512-bit vectors: sixteen tiles (64 output columns) at a time.
             while tx + 16 <= tilesX && 4 * tx + 64 <= width {
-                f4Output16(mo + t, kStride: kStride, bias: bias, p: plane + y * width + 4 * tx, width: width,
-                           rows: rows, accumulate: accumulate, leaky: leaky, slope: slope)
+                f4OutputLanes(SIMD16<Float>.self, mo + t, kStride: kStride, bias: bias, p: plane + y * width + 4 * tx,
+                              width: width, rows: rows, accumulate: accumulate, leaky: leaky, slope: slope)
                 tx += 16
                 t += 16
             }
             #endif
             while tx + 8 <= tilesX && 4 * tx + 32 <= width {
-                f4Output8(mo + t, kStride: kStride, bias: bias, p: plane + y * width + 4 * tx, width: width,
-                          rows: rows, accumulate: accumulate, leaky: leaky, slope: slope)
+                f4OutputLanes(SIMD8<Float>.self, mo + t, kStride: kStride, bias: bias, p: plane + y * width + 4 * tx,
+                              width: width, rows: rows, accumulate: accumulate, leaky: leaky, slope: slope)
                 tx += 8
                 t += 8
             }
@@ -330,57 +329,29 @@ public enum Kernels: SIMDKernelSet {
         }
     }
 
-    /// Eight tiles whose 36 transformed values start at `mo` (planes `kStride` apart); writes
-    /// `rows` rows of 32 outputs from `p`.
+    /// `V.scalarCount` tiles (8 or, in the AVX-512 build, 16) whose 36 transformed values start at
+    /// `mo` (planes `kStride` apart); writes `rows` rows of 4 x `V.scalarCount` outputs from `p`.
     @inline(__always)
-    static func f4Output8(_ mo: UnsafeMutablePointer<Float>, kStride: Int, bias: Float, p: UnsafeMutablePointer<Float>,
-                          width: Int, rows: Int, accumulate: Bool, leaky: Bool, slope: Float) {
-        @inline(__always) func column(_ j: Int) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
-            @inline(__always) func at(_ i: Int) -> SIMD8<Float> { load8(mo + (6 * i + j) * kStride) }
+    static func f4OutputLanes<V: TransformVector>(_: V.Type, _ mo: UnsafeMutablePointer<Float>, kStride: Int, bias: Float,
+                                                  p: UnsafeMutablePointer<Float>, width: Int, rows: Int, accumulate: Bool,
+                                                  leaky: Bool, slope: Float) {
+        @inline(__always) func column(_ j: Int) -> (V, V, V, V) {
+            @inline(__always) func at(_ i: Int) -> V { V.load(mo + (6 * i + j) * kStride) }
             return Self.at(at(0), at(1), at(2), at(3), at(4), at(5))
         }
         // Aᵀ M: s[r][j] for the four output rows.
         let s0 = column(0), s1 = column(1), s2 = column(2), s3 = column(3), s4 = column(4), s5 = column(5)
-        for k in 0..<36 { store8(SIMD8<Float>(), mo + k * kStride) }
-        let b = SIMD8<Float>(repeating: bias)
-        @inline(__always) func write(_ r: Int, _ m0: SIMD8<Float>, _ m1: SIMD8<Float>, _ m2: SIMD8<Float>,
-                                     _ m3: SIMD8<Float>, _ m4: SIMD8<Float>, _ m5: SIMD8<Float>) {
+        for k in 0..<36 { V().store(mo + k * kStride) }
+        let b = V(repeating: bias)
+        @inline(__always) func write(_ r: Int, _ m0: V, _ m1: V, _ m2: V, _ m3: V, _ m4: V, _ m5: V) {
             let y = Self.at(m0, m1, m2, m3, m4, m5)
-            writeRow8(y.0 + b, y.1 + b, y.2 + b, y.3 + b, p + r * width, accumulate: accumulate, leaky: leaky, slope: slope)
+            V.writeRow(y.0 + b, y.1 + b, y.2 + b, y.3 + b, p + r * width, accumulate: accumulate, leaky: leaky, slope: slope)
         }
         write(0, s0.0, s1.0, s2.0, s3.0, s4.0, s5.0)
         if rows > 1 { write(1, s0.1, s1.1, s2.1, s3.1, s4.1, s5.1) }
         if rows > 2 { write(2, s0.2, s1.2, s2.2, s3.2, s4.2, s5.2) }
         if rows > 3 { write(3, s0.3, s1.3, s2.3, s3.3, s4.3, s5.3) }
     }
-
-    #if SEGSIMD_AVX512
-    /// Sixteen tiles (512-bit vectors), as `f4Output8`; writes `rows` rows of 64 outputs from `p`.
-    @inline(__always)
-    static func f4Output16(_ mo: UnsafeMutablePointer<Float>, kStride: Int, bias: Float, p: UnsafeMutablePointer<Float>,
-                           width: Int, rows: Int, accumulate: Bool, leaky: Bool, slope: Float) {
-        @inline(__always) func column(_ j: Int) -> (SIMD16<Float>, SIMD16<Float>, SIMD16<Float>, SIMD16<Float>) {
-            @inline(__always) func at(_ i: Int) -> SIMD16<Float> { load16(mo + (6 * i + j) * kStride) }
-            return Self.at(at(0), at(1), at(2), at(3), at(4), at(5))
-        }
-        let s0 = column(0), s1 = column(1), s2 = column(2), s3 = column(3), s4 = column(4), s5 = column(5)
-        for k in 0..<36 { store16(SIMD16<Float>(), mo + k * kStride) }
-        let b = SIMD16<Float>(repeating: bias)
-        @inline(__always) func write(_ r: Int, _ m0: SIMD16<Float>, _ m1: SIMD16<Float>, _ m2: SIMD16<Float>,
-                                     _ m3: SIMD16<Float>, _ m4: SIMD16<Float>, _ m5: SIMD16<Float>) {
-            let y = Self.at(m0, m1, m2, m3, m4, m5)
-            let y0 = y.0 + b, y1 = y.1 + b, y2 = y.2 + b, y3 = y.3 + b
-            let q = p + r * width
-            writeRow8(y0.lowHalf, y1.lowHalf, y2.lowHalf, y3.lowHalf, q, accumulate: accumulate, leaky: leaky, slope: slope)
-            writeRow8(y0.highHalf, y1.highHalf, y2.highHalf, y3.highHalf, q + 32, accumulate: accumulate, leaky: leaky,
-                      slope: slope)
-        }
-        write(0, s0.0, s1.0, s2.0, s3.0, s4.0, s5.0)
-        if rows > 1 { write(1, s0.1, s1.1, s2.1, s3.1, s4.1, s5.1) }
-        if rows > 2 { write(2, s0.2, s1.2, s2.2, s3.2, s4.2, s5.2) }
-        if rows > 3 { write(3, s0.3, s1.3, s2.3, s3.3, s4.3, s5.3) }
-    }
-    #endif
 
     /// One output row of eight tiles: the four outputs of each tile (y0..y3, lane = tile)
     /// interleaved into 32 consecutive floats from `q`, added to what is there with
@@ -497,7 +468,37 @@ extension Float: TransformLanes {}
 extension SIMD8: TransformLanes where Scalar == Float {}
 extension SIMD16: TransformLanes where Scalar == Float {}
 
-/// A vector of tiles for the wide transforms.
-protocol TransformVector: TransformLanes, SIMD where Scalar == Float {}
-extension SIMD8: TransformVector where Scalar == Float {}
-extension SIMD16: TransformVector where Scalar == Float {}
+/// A vector of tiles for the wide transforms (one lane per tile).
+protocol TransformVector: TransformLanes, SIMD where Scalar == Float {
+    /// One output row of F(4x4, 3x3): the four outputs of each tile (y0..y3) interleaved into
+    /// 4 x `scalarCount` consecutive floats from `q` (see `Kernels.writeRow8`).
+    static func writeRow(_ y0: Self, _ y1: Self, _ y2: Self, _ y3: Self, _ q: UnsafeMutablePointer<Float>,
+                         accumulate: Bool, leaky: Bool, slope: Float)
+}
+
+extension TransformVector {
+    @inline(__always)
+    static func load(_ p: UnsafePointer<Float>) -> Self { UnsafeRawPointer(p).loadUnaligned(as: Self.self) }
+
+    @inline(__always)
+    func store(_ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: self, as: Self.self) }
+}
+
+extension SIMD8: TransformVector where Scalar == Float {
+    @inline(__always)
+    static func writeRow(_ y0: Self, _ y1: Self, _ y2: Self, _ y3: Self, _ q: UnsafeMutablePointer<Float>,
+                         accumulate: Bool, leaky: Bool, slope: Float) {
+        Kernels.writeRow8(y0, y1, y2, y3, q, accumulate: accumulate, leaky: leaky, slope: slope)
+    }
+}
+
+extension SIMD16: TransformVector where Scalar == Float {
+    /// Two rows of eight tiles, side by side.
+    @inline(__always)
+    static func writeRow(_ y0: Self, _ y1: Self, _ y2: Self, _ y3: Self, _ q: UnsafeMutablePointer<Float>,
+                         accumulate: Bool, leaky: Bool, slope: Float) {
+        Kernels.writeRow8(y0.lowHalf, y1.lowHalf, y2.lowHalf, y3.lowHalf, q, accumulate: accumulate, leaky: leaky, slope: slope)
+        Kernels.writeRow8(y0.highHalf, y1.highHalf, y2.highHalf, y3.highHalf, q + 32, accumulate: accumulate,
+                          leaky: leaky, slope: slope)
+    }
+}
