@@ -85,7 +85,7 @@ let package = Package(
         .target(name: "SegModel", dependencies: ["SegKernels"], swiftSettings: swiftSettings),
 
         // MARK: I/O and platform
-        .target(name: "SegIO", dependencies: ["SegModel", "CLibPNG", "CCrypto"], swiftSettings: swiftSettings),
+        .target(name: "SegIO", dependencies: ["SegModel", "SegKernels", "CLibPNG", "CCrypto"], swiftSettings: swiftSettings),
         .target(name: "SegKafka", dependencies: ["CRdKafka"], swiftSettings: swiftSettings),
         .target(
             name: "SegPlatform",

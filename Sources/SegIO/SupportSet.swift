@@ -1,5 +1,6 @@
 internal import Foundation
 public import SegModel
+internal import SegKernels
 
 /// The `support.json` manifest of a support-set directory:
 /// `{"name": ..., "version": ..., "label": ..., "entries": [{"image": "images/a.png", "label": "labels/a.png"}, ...]}`
@@ -97,8 +98,10 @@ public enum SupportSetDirectory {
     }
 
     /// Loads `directory/support.json` and every image and label it names, preprocessed to
-    /// `size` x `size` (see `Preprocess`). Rejects sets whose labels are all empty.
-    public static func load(directory: String, size: Int, limits: SupportSetLimits = SupportSetLimits()) throws -> LoadedSupportSet {
+    /// `size` x `size` (see `Preprocess`). Rejects sets whose labels are all empty. `threads`
+    /// threads decode entries side by side (see `build`).
+    public static func load(directory: String, size: Int, limits: SupportSetLimits = SupportSetLimits(),
+                            threads: Int = 1) throws -> LoadedSupportSet {
         let manifestPath = directory + "/support.json"
         let manifestBytes: [UInt8]
         do {
@@ -107,33 +110,81 @@ public enum SupportSetDirectory {
             throw invalid(error.message)
         }
         let manifest = try parseManifest(manifestBytes, limits: limits)
-        return try build(manifest: manifest, manifestBytes: manifestBytes, size: size, limits: limits) { relative in
+        return try build(manifest: manifest, manifestBytes: manifestBytes, size: size, limits: limits,
+                         threads: threads) { relative in
             try FileIO.read(directory + "/" + relative, maxBytes: limits.maxImageFileBytes)
         }
     }
 
     /// Builds a support set from a manifest, reading each file through `readFile`
     /// (a relative path, already validated). Used for directories and for remote stores.
+    ///
+    /// Files are read in manifest order on the calling thread (`readFile` need not be
+    /// thread-safe); with `threads` > 1, windows of entries are then hashed, decoded and
+    /// preprocessed on up to `threads` threads. Whatever the thread count, the result and the
+    /// error (the first failing entry in manifest order) are the same.
     public static func build(manifest: SupportManifest, manifestBytes: [UInt8], size: Int,
-                             limits: SupportSetLimits = SupportSetLimits(),
+                             limits: SupportSetLimits = SupportSetLimits(), threads: Int = 1,
                              readFile: (String) throws -> [UInt8]) throws -> LoadedSupportSet {
         var hashed = manifestBytes
         var images: [[Float]] = []
         var labels: [[Float]] = []
-        for (i, entry) in manifest.entries.enumerated() {
-            let imageBytes = try readEntryFile(entry.image, entry: i, readFile)
-            let labelBytes = try readEntryFile(entry.label, entry: i, readFile)
-            hashed += SHA256.digest(imageBytes) + SHA256.digest(labelBytes)
-            let image = try decodeEntry(imageBytes, entry: i, field: "image", limits: limits.image)
-            let label = try decodeEntry(labelBytes, entry: i, field: "label", limits: limits.image)
-            images.append(Preprocess.image(image, size: size))
-            labels.append(Preprocess.label(label, size: size))
+        let entries = manifest.entries
+        images.reserveCapacity(entries.count)
+        labels.reserveCapacity(entries.count)
+        // A window bounds the file bytes held at once.
+        let window = max(1, threads) * 4
+        var start = 0
+        while start < entries.count {
+            let range = start..<min(entries.count, start + window)
+            var files: [(image: [UInt8], label: [UInt8])] = []
+            var readError: (any Error)?
+            for i in range {
+                do {
+                    files.append((try readEntryFile(entries[i].image, entry: i, readFile),
+                                  try readEntryFile(entries[i].label, entry: i, readFile)))
+                } catch {
+                    readError = error  // entries before it are still decoded: their errors come first
+                    break
+                }
+            }
+            var decoded = [Result<DecodedEntry, any Error>?](repeating: nil, count: files.count)
+            decoded.withUnsafeMutableBufferPointer { slots in
+                Parallel.forEachItem(files.count, maxWorkers: max(1, threads)) { _, k in
+                    slots[k] = Result {
+                        try decodeEntry(files[k], entry: range.lowerBound + k, size: size, limits: limits.image)
+                    }
+                }
+            }
+            for result in decoded {
+                guard let entry = try result?.get() else { continue }
+                hashed += entry.digest
+                images.append(entry.image)
+                labels.append(entry.label)
+            }
+            if let readError { throw readError }
+            start = range.upperBound
         }
         guard labels.contains(where: { $0.contains(where: { $0 > 0 }) }) else {
             throw invalid("every label of the support set is empty (no foreground pixel)")
         }
         let tensors = try SupportTensors(images: images, labels: labels, size: size)
         return LoadedSupportSet(manifest: manifest, tensors: tensors, sha256: SHA256.hex(hashed))
+    }
+
+    /// One entry hashed, decoded and preprocessed.
+    private struct DecodedEntry {
+        let digest: [UInt8]
+        let image: [Float]
+        let label: [Float]
+    }
+
+    private static func decodeEntry(_ files: (image: [UInt8], label: [UInt8]), entry: Int, size: Int,
+                                    limits: ImageLimits) throws -> DecodedEntry {
+        let digest = SHA256.digest(files.image) + SHA256.digest(files.label)
+        let image = try decodeEntry(files.image, entry: entry, field: "image", limits: limits)
+        let label = try decodeEntry(files.label, entry: entry, field: "label", limits: limits)
+        return DecodedEntry(digest: digest, image: Preprocess.image(image, size: size), label: Preprocess.label(label, size: size))
     }
 
     private static func readEntryFile(_ path: String, entry: Int, _ readFile: (String) throws -> [UInt8]) throws -> [UInt8] {

@@ -199,13 +199,14 @@ public final class InferenceSession {
         BLAS.runsIndependentCalls ? max(1, min(Parallel.threadCount, entries)) : 1
     }
 
-    /// Blocks of entries at level 0 (at most 4 per worker, at most 16). Each block sums its
+    /// Blocks of entries at level 0 (at most 2 per worker, at most 16). Each block sums its
     /// entries' outputs into its own partial sum and the partial sums are added in block order,
     /// so the mean does not depend on which thread took which block (results are bit-identical
     /// from run to run); more blocks balance the threads better but cost a full-resolution
-    /// partial sum each.
+    /// partial sum each, memory that a short-lived process pays for in page faults (4 per worker
+    /// was 8% slower for a whole `segment` process at N=16 on 2 cores).
     private func level0Blocks(_ n: Int, workers: Int) -> Int {
-        workers <= 1 ? 1 : max(1, min(n, 4 * workers, 16))
+        workers <= 1 ? 1 : max(1, min(n, 2 * workers, 16))
     }
 
     /// Runs `body(lane, threadsPerEntry, block, entries)` over the support entries split into
@@ -294,18 +295,19 @@ public final class InferenceSession {
             let entrySide = side
             crossBlock(block, side: side, query: u, queryChannels: cu, meanSupport: meanIn.pointer, supportChannels: cv,
                        queryOutput: uOut, entries: n, blocks: blocks) { lane, part, range, supportConv in
-                if l == 0 { partials[part].pointer.update(repeating: 0, count: w * hw) }
                 for i in range {
                     let dest: UnsafeMutablePointer<Float>
                     if isLast {
                         dest = vNextP + i * w * hw
                     } else if l == 0 {
-                        dest = lane.entryOut.pointer
+                        // The first entry of a block writes its block's partial sum directly
+                        // (no clearing pass over the partial); the others go through the lane.
+                        dest = i == range.lowerBound ? partials[part].pointer : lane.entryOut.pointer
                     } else {
                         dest = skipVP + i * w * hw
                     }
                     supportConv(vp + i * inStride, dest)
-                    if l == 0 {
+                    if l == 0 && i != range.lowerBound {
                         let acc = partials[part].pointer
                         for p in 0..<(w * hw) { acc[p] += dest[p] }
                     }

@@ -98,7 +98,7 @@ struct SegmentCommand: ParsableCommand {
         let weightsFile = try WeightsFile(path: try DefaultWeights.resolve(weights))
         let size = weightsFile.model.configuration.inputSize
         clock.lap("weights")
-        let supportSet = try SupportSetDirectory.load(directory: support, size: size)
+        let supportSet = try SupportSetDirectory.load(directory: support, size: size, threads: Parallel.threadCount)
         clock.lap("support set")
         let options = EnsembleOptions(supportSize: supportSize, ensembleCount: ensemble, seed: seed)
         let subsets = try options.subsets(poolSize: supportSet.tensors.count)

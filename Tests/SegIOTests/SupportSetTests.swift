@@ -77,4 +77,34 @@ import Testing
         #expect(missing?.code == .invalidSupportSet)
         #expect(missing?.message.contains("entry 0") == true)
     }
+
+    @Test(arguments: [2, 3, 8])
+    func decodingOnSeveralThreadsGivesTheSameSet(threads: Int) throws {
+        let dir = try TemporaryDirectory()
+        try writeSet(dir, entries: 19)  // more than one window of entries on every thread count here
+        let serial = try SupportSetDirectory.load(directory: dir.path, size: 16, threads: 1)
+        let parallel = try SupportSetDirectory.load(directory: dir.path, size: 16, threads: threads)
+        #expect(parallel.tensors.count == 19)
+        #expect(parallel.tensors.pairs == serial.tensors.pairs)
+        #expect(parallel.sha256 == serial.sha256)
+    }
+
+    @Test(arguments: [1, 2, 8])
+    func theFirstFailingEntryInManifestOrderIsReported(threads: Int) throws {
+        let dir = try TemporaryDirectory()
+        try writeSet(dir, entries: 12)
+        // Entry 3 cannot be decoded and entry 5 cannot be read: entry 3 is reported, whatever the
+        // thread count and however the entries fall into windows.
+        try dir.write("images/3.png", Array("not a png".utf8))
+        try FileManager.default.removeItem(atPath: dir.path + "/labels/5.png")
+        let first = #expect(throws: IOError.self) { try SupportSetDirectory.load(directory: dir.path, size: 16, threads: threads) }
+        #expect(first?.message.contains("entry 3 image") == true)
+        try dir.write("images/3.png", try PNGCodec.encodeGray8([UInt8](repeating: 7, count: 200), width: 20, height: 10))
+        let second = #expect(throws: IOError.self) { try SupportSetDirectory.load(directory: dir.path, size: 16, threads: threads) }
+        #expect(second?.message.contains("entry 5") == true)
+        // A corrupt entry after an unreadable one is not reported first either.
+        try dir.write("labels/9.png", Array("garbage".utf8))
+        let third = #expect(throws: IOError.self) { try SupportSetDirectory.load(directory: dir.path, size: 16, threads: threads) }
+        #expect(third?.message.contains("entry 5") == true)
+    }
 }
