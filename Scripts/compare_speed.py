@@ -8,8 +8,8 @@ Peers (each timed in-process, median of --repeats after a warm-up):
 - `--onnx`: both networks exported to ONNX and run by ONNX Runtime (CPU, --threads intra-op
   threads, all graph optimizations).
 This engine: `universeg-worker bench` (in-process, same weights and inputs) and, with
-`--segment`, the whole `universeg-worker segment` process (start, load weights and support set
-from PNG files, infer, write the mask), timed from outside.
+`--segment`, the whole `universeg-worker segment` process (start, load weights and an N-entry
+support set from PNG files, infer, write the mask), timed from outside.
 Every peer's logits are checked against this engine's (max |difference|). The header names the
 CPU, its vector extensions, the OpenBLAS core and whether OPENBLAS_CORETYPE was set.
 
@@ -182,12 +182,12 @@ def main() -> None:
                     check("onnxruntime " + ("reference" if key == "ort_ref_ms" else "reduced"), n,
                           session.run(None, feed)[0].reshape(size, size))
             if args.segment:
-                support = tmp / "support"
-                if not support.exists():
-                    write_support(support, query, images, labels)
+                # A support set of exactly the N pairs the peers get, as PNG files: the process
+                # decodes what it uses, as it would for a user's N-entry support set.
+                support = tmp / f"support-{n}"
+                write_support(support, query, images[:, :n], labels[:, :n])
                 command = [args.binary, "segment", "--weights", args.weights, "--support", str(support),
-                           "--support-size", str(n), "--threads", str(args.threads), "--out", str(tmp / "masks"),
-                           str(support / "query.png")]
+                           "--threads", str(args.threads), "--out", str(tmp / "masks"), str(support / "query.png")]
                 rows[n]["segment_ms"] = median_ms(
                     lambda: subprocess.run(command, check=True, capture_output=True), args.repeats)
 

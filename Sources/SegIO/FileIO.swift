@@ -5,6 +5,12 @@ internal import Glibc
 internal import Darwin
 #endif
 
+#if canImport(Glibc)
+private let systemRead = Glibc.read
+#elseif canImport(Darwin)
+private let systemRead = Darwin.read
+#endif
+
 /// Bounded whole-file reads and atomic writes.
 public enum FileIO {
     /// Reads a regular file of at most `maxBytes` bytes. Anything else (a directory, a FIFO,
@@ -37,7 +43,7 @@ public enum FileIO {
             let chunk = [UInt8](unsafeUninitializedCapacity: chunkSize) { buffer, initialized in
                 initialized = 0
                 while initialized < chunkSize, let base = buffer.baseAddress {
-                    let n = Glibc.read(fd, base + initialized, chunkSize - initialized)
+                    let n = systemRead(fd, base + initialized, chunkSize - initialized)
                     if n < 0 && errno == EINTR { continue }
                     if n < 0 { failed = true }
                     if n <= 0 { return }
