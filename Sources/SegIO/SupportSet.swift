@@ -148,15 +148,15 @@ public enum SupportSetDirectory {
                     break
                 }
             }
-            var decoded = [Result<DecodedEntry, any Error>?](repeating: nil, count: files.count)
-            decoded.withUnsafeMutableBufferPointer { slots in
+            var prepared = [Result<PreparedEntry, any Error>?](repeating: nil, count: files.count)
+            prepared.withUnsafeMutableBufferPointer { slots in
                 Parallel.forEachItem(files.count, maxWorkers: max(1, threads)) { _, k in
                     slots[k] = Result {
-                        try decodeEntry(files[k], entry: range.lowerBound + k, size: size, limits: limits.image)
+                        try prepareEntry(files[k], entry: range.lowerBound + k, size: size, limits: limits.image)
                     }
                 }
             }
-            for result in decoded {
+            for result in prepared {
                 guard let entry = try result?.get() else { continue }
                 hashed += entry.digest
                 images.append(entry.image)
@@ -173,18 +173,18 @@ public enum SupportSetDirectory {
     }
 
     /// One entry hashed, decoded and preprocessed.
-    private struct DecodedEntry {
+    private struct PreparedEntry {
         let digest: [UInt8]
         let image: [Float]
         let label: [Float]
     }
 
-    private static func decodeEntry(_ files: (image: [UInt8], label: [UInt8]), entry: Int, size: Int,
-                                    limits: ImageLimits) throws -> DecodedEntry {
+    private static func prepareEntry(_ files: (image: [UInt8], label: [UInt8]), entry: Int, size: Int,
+                                     limits: ImageLimits) throws -> PreparedEntry {
         let digest = SHA256.digest(files.image) + SHA256.digest(files.label)
         let image = try decodeEntry(files.image, entry: entry, field: "image", limits: limits)
         let label = try decodeEntry(files.label, entry: entry, field: "label", limits: limits)
-        return DecodedEntry(digest: digest, image: Preprocess.image(image, size: size), label: Preprocess.label(label, size: size))
+        return PreparedEntry(digest: digest, image: Preprocess.image(image, size: size), label: Preprocess.label(label, size: size))
     }
 
     private static func readEntryFile(_ path: String, entry: Int, _ readFile: (String) throws -> [UInt8]) throws -> [UInt8] {
