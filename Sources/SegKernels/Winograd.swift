@@ -95,21 +95,25 @@ public enum Winograd {
 
     /// - input: [filter.inChannels, height, width]; output: [filter.outChannels, height, width],
     ///   overwritten (plus bias) or, with `accumulate`, added to (bias must then be nil).
+    /// - addend: [filter.outChannels, height, width] or nil: output = addend + convolution, read
+    ///   as the output is written (no copy first; bias must be nil, and `accumulate` false).
     public static func conv3x3(
         input: UnsafePointer<Float>, height: Int, width: Int, filter: Filter,
         bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, accumulate: Bool = false,
-        activation: Activation = .none,
+        addend: UnsafePointer<Float>? = nil, activation: Activation = .none,
         scratch: UnsafeMutablePointer<Float>, scratchCapacity: Int, bandTiles: Int? = nil,
         threads: Int = Parallel.threadCount, isa: KernelISA = .active
     ) {
         let kernels = isa.kernels
         precondition(!(accumulate && bias != nil), "winograd: bias with accumulate is not supported")
+        precondition(addend == nil || (!accumulate && bias == nil), "winograd: an addend excludes accumulate and bias")
+        let addend = accumulate ? UnsafePointer(output) : addend
         let cin = filter.inChannels, cout = filter.outChannels
         precondition(scratchCapacity >= scratchCount(inChannels: cin, outChannels: cout, height: height, width: width,
                                                      bandTiles: bandTiles, variant: filter.variant), "winograd: scratch too small")
         if filter.variant == .f4x4 {
             conv3x3F4(input: input, height: height, width: width, filter: filter, bias: bias, output: output,
-                      accumulate: accumulate, activation: activation, scratch: scratch,
+                      addend: addend, activation: activation, scratch: scratch,
                       bandTiles: bandTiles ?? defaultBandTilesF4, threads: threads, kernels: kernels)
             return
         }
@@ -141,7 +145,7 @@ public enum Winograd {
         } output: { m, tiles, ty0, ty1 in
             outputTransform(m: m, channels: cout, tiles: tiles, tileRowStart: ty0, tileRowEnd: ty1,
                             tilesX: tilesX, height: height, width: width, bias: bias, output: output,
-                            planeStride: hw, accumulate: accumulate, activation: activation, threads: threads,
+                            planeStride: hw, addend: addend, activation: activation, threads: threads,
                             kernels: kernels, variant: .f2x2)
         }
     }
@@ -194,7 +198,7 @@ public enum Winograd {
     /// Also zeroes the values of M it reads (see `bands`).
     static func outputTransform(m: UnsafeMutablePointer<Float>, channels: Int, tiles: Int, tileRowStart: Int, tileRowEnd: Int,
                                 tilesX: Int, height: Int, width: Int, bias: UnsafePointer<Float>?,
-                                output: UnsafeMutablePointer<Float>, planeStride: Int, accumulate: Bool,
+                                output: UnsafeMutablePointer<Float>, planeStride: Int, addend: UnsafePointer<Float>?,
                                 activation: Activation, threads: Int, kernels: any SIMDKernelSet.Type,
                                 variant: Variant) {
         let kStride = channels * tiles + planePad
@@ -205,11 +209,13 @@ public enum Winograd {
                 if variant == .f4x4 {
                     kernels.f4Output(mo: m + o * tiles, kStride: kStride, tileRowStart: tileRowStart, tileRowEnd: tileRowEnd,
                                      tilesX: tilesX, height: height, width: width, bias: b,
-                                     plane: output + o * planeStride, accumulate: accumulate, leaky: leaky, slope: slope)
+                                     plane: output + o * planeStride, addend: addend.map { $0 + o * planeStride },
+                                     leaky: leaky, slope: slope)
                 } else {
                     kernels.f2Output(mo: m + o * tiles, kStride: kStride, tileRowStart: tileRowStart, tileRowEnd: tileRowEnd,
                                      tilesX: tilesX, height: height, width: width, bias: b,
-                                     plane: output + o * planeStride, accumulate: accumulate, leaky: leaky, slope: slope)
+                                     plane: output + o * planeStride, addend: addend.map { $0 + o * planeStride },
+                                     leaky: leaky, slope: slope)
                 }
             }
         }

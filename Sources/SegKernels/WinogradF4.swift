@@ -25,10 +25,6 @@ extension Winograd {
 
     /// u[k][o][c] for k in 0..<36 (k = 6i + j of G g Gᵀ), computed in double precision.
     static func transformFilterF4(weight: UnsafePointer<Float>, rowStride: Int, inChannels: Int, outChannels: Int) -> [Float] {
-        let g6: [(Double, Double, Double)] = [
-            (1.0 / 4, 0, 0), (-1.0 / 6, -1.0 / 6, -1.0 / 6), (-1.0 / 6, 1.0 / 6, -1.0 / 6),
-            (1.0 / 24, 1.0 / 12, 1.0 / 6), (1.0 / 24, -1.0 / 12, 1.0 / 6), (0, 0, 1),
-        ]
         let plane = outChannels * inChannels
         // Every element is written below: no zeroing first.
         return [Float](unsafeUninitializedCapacity: 36 * plane) { buffer, initialized in
@@ -46,24 +42,26 @@ extension Winograd {
                             let count = min(16, inChannels - c0)
                             for dc in 0..<count {
                                 let g = weight + o * rowStride + (c0 + dc) * 9
-                                // Gg: 6 x 3, then (Gg) Gᵀ: 6 x 6, in double precision.
-                                var gg: (Double, Double, Double, Double, Double, Double, Double, Double, Double,
-                                         Double, Double, Double, Double, Double, Double, Double, Double, Double) =
-                                    (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-                                withUnsafeMutableBytes(of: &gg) { raw in
-                                    let gg = raw.baseAddress!.assumingMemoryBound(to: Double.self)
-                                    for i in 0..<6 {
-                                        for j in 0..<3 {
-                                            gg[3 * i + j] = g6[i].0 * Double(g[j]) + g6[i].1 * Double(g[3 + j]) + g6[i].2 * Double(g[6 + j])
-                                        }
-                                    }
-                                    for i in 0..<6 {
-                                        for j in 0..<6 {
-                                            let value = gg[3 * i] * g6[j].0 + gg[3 * i + 1] * g6[j].1 + gg[3 * i + 2] * g6[j].2
-                                            block[(i * 6 + j) * 16 + dc] = Float(value)
-                                        }
-                                    }
+                                // Gg (6 x 3), one column of g at a time, then (Gg) Gᵀ one row
+                                // of Gg at a time, in double precision.
+                                let t0 = applyG(Double(g[0]), Double(g[3]), Double(g[6]))
+                                let t1 = applyG(Double(g[1]), Double(g[4]), Double(g[7]))
+                                let t2 = applyG(Double(g[2]), Double(g[5]), Double(g[8]))
+                                @inline(__always) func store(_ i: Int, _ row: (Double, Double, Double, Double, Double, Double)) {
+                                    let out = block + i * 6 * 16 + dc
+                                    out[0] = Float(row.0)
+                                    out[16] = Float(row.1)
+                                    out[32] = Float(row.2)
+                                    out[48] = Float(row.3)
+                                    out[64] = Float(row.4)
+                                    out[80] = Float(row.5)
                                 }
+                                store(0, applyG(t0.0, t1.0, t2.0))
+                                store(1, applyG(t0.1, t1.1, t2.1))
+                                store(2, applyG(t0.2, t1.2, t2.2))
+                                store(3, applyG(t0.3, t1.3, t2.3))
+                                store(4, applyG(t0.4, t1.4, t2.4))
+                                store(5, applyG(t0.5, t1.5, t2.5))
                             }
                             for k in 0..<36 {
                                 (u + k * plane + o * inChannels + c0).update(from: block + k * 16, count: count)
@@ -76,9 +74,22 @@ extension Winograd {
         }
     }
 
+    /// G (a, b, c)ᵀ for the G above, with the zero coefficients left out (adding a zero
+    /// product changes nothing but the sign of a zero).
+    @inline(__always)
+    static func applyG(_ a: Double, _ b: Double, _ c: Double) -> (Double, Double, Double, Double, Double, Double) {
+        let s6 = 1.0 / 6, s12 = 1.0 / 12, s24 = 1.0 / 24
+        return (0.25 * a,
+                -s6 * a + -s6 * b + -s6 * c,
+                -s6 * a + s6 * b + -s6 * c,
+                s24 * a + s12 * b + s6 * c,
+                s24 * a + -s12 * b + s6 * c,
+                c)
+    }
+
     static func conv3x3F4(
         input: UnsafePointer<Float>, height: Int, width: Int, filter: Filter,
-        bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, accumulate: Bool,
+        bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, addend: UnsafePointer<Float>?,
         activation: Activation, scratch: UnsafeMutablePointer<Float>, bandTiles: Int, threads: Int,
         kernels: any SIMDKernelSet.Type
     ) {
@@ -125,7 +136,7 @@ extension Winograd {
         } output: { m, tiles, ty0, ty1 in
             outputTransform(m: m, channels: cout, tiles: tiles, tileRowStart: ty0, tileRowEnd: ty1,
                             tilesX: tilesX, height: height, width: width, bias: bias, output: output,
-                            planeStride: hw, accumulate: accumulate, activation: activation, threads: threads,
+                            planeStride: hw, addend: addend, activation: activation, threads: threads,
                             kernels: kernels, variant: .f4x4)
         }
     }

@@ -176,20 +176,22 @@ public final class InferenceSession {
     private func conv(
         _ input: UnsafePointer<Float>, _ channels: Int, _ side: Int,
         weight: UnsafePointer<Float>, rowStride: Int, outChannels: Int, bias: UnsafePointer<Float>?,
-        into output: UnsafeMutablePointer<Float>, accumulate: Bool = false, activation: Activation = .none,
-        filter: Winograd.Filter?, lane: Lane? = nil, threads: Int = Parallel.threadCount
+        into output: UnsafeMutablePointer<Float>, plus addend: UnsafePointer<Float>? = nil,
+        activation: Activation = .none, filter: Winograd.Filter?, lane: Lane? = nil, threads: Int = Parallel.threadCount
     ) {
         let col = (lane ?? lanes[0]).col
         if let filter, useWinograd {
+            // The Winograd output transform adds the addend as it writes: no copy first.
             Winograd.conv3x3(input: input, height: side, width: side, filter: filter, bias: bias, output: output,
-                             accumulate: accumulate, activation: activation,
+                             addend: addend, activation: activation,
                              scratch: col.pointer, scratchCapacity: col.capacity, threads: threads)
             return
         }
+        if let addend { output.update(from: addend, count: outChannels * side * side) }
         Conv2D.conv3x3(
             input: input, inChannels: channels, height: side, width: side,
             weight: weight, weightRowStride: rowStride, outChannels: outChannels, bias: bias,
-            output: output, accumulate: accumulate, activation: activation,
+            output: output, accumulate: addend != nil, activation: activation,
             scratch: col.pointer, scratchCapacity: col.capacity, threads: threads)
     }
 
@@ -239,7 +241,6 @@ public final class InferenceSession {
     ) {
         precondition(cu == block.queryChannels && cv == block.supportChannels, "cross block channel mismatch")
         let w = block.width
-        let hw = side * side
         let ldw = (cu + cv) * 9
         let leaky = Activation.leakyReLU(slope)
         let wu = block.cross.pointer, wv = block.cross.pointer + cu * 9
@@ -248,9 +249,8 @@ public final class InferenceSession {
              filter: block.crossQueryFilter)
         // Query path: mean_i z_i = q + W_v * mean_i v_i.
         let zq = lanes[0].z.pointer
-        zq.update(from: q.pointer, count: w * hw)
         conv(meanSupport, cv, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
-             into: zq, accumulate: true, filter: block.crossSupportFilter)
+             into: zq, plus: q.pointer, filter: block.crossSupportFilter)
         conv(zq, w, side, weight: block.target.pointer, rowStride: w * 9, outChannels: w,
              bias: block.targetBias.pointer, into: queryOutput, activation: leaky, filter: block.targetFilter)
         guard supportPath else { return }
@@ -259,9 +259,8 @@ public final class InferenceSession {
         forEachEntry(n, blocks: blocks) { lane, threads, part, range in
             let z = lane.z.pointer
             entry(lane, part, range) { input, dest in
-                z.update(from: qp, count: w * hw)
                 conv(input, cv, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
-                     into: z, accumulate: true, filter: block.crossSupportFilter, lane: lane, threads: threads)
+                     into: z, plus: qp, filter: block.crossSupportFilter, lane: lane, threads: threads)
                 conv(z, w, side, weight: block.support.pointer, rowStride: w * 9, outChannels: w,
                      bias: block.supportBias.pointer, into: dest, activation: leaky, filter: block.supportFilter,
                      lane: lane, threads: threads)

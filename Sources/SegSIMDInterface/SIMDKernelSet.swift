@@ -16,10 +16,11 @@ public protocol SIMDKernelSet {
                         tilesX: Int, out: UnsafeMutablePointer<Float>, kStride: Int)
 
     /// F(2x2, 3x3) output transform (Y = Aᵀ M A) of one output channel whose transformed values
-    /// start at `mo`; adds `bias`, adds to the output with `accumulate`, applies a LeakyReLU of
-    /// `slope` with `leaky`, and zeroes the values of M it reads.
+    /// start at `mo` into `plane`; adds `bias`, adds the plane `addend` when given (same layout as
+    /// `plane`, which it may be), applies a LeakyReLU of `slope` with `leaky`, and zeroes the
+    /// values of M it reads.
     static func f2Output(mo: UnsafeMutablePointer<Float>, kStride: Int, tileRowStart: Int, tileRowEnd: Int, tilesX: Int,
-                         height: Int, width: Int, bias: Float, plane: UnsafeMutablePointer<Float>, accumulate: Bool,
+                         height: Int, width: Int, bias: Float, plane: UnsafeMutablePointer<Float>, addend: UnsafePointer<Float>?,
                          leaky: Bool, slope: Float)
 
     /// F(4x4, 3x3): one padded input row (`line`, 4 * phaseWidth floats) split by column phase:
@@ -32,7 +33,7 @@ public protocol SIMDKernelSet {
 
     /// F(4x4, 3x3) output transform of one output channel (as `f2Output`).
     static func f4Output(mo: UnsafeMutablePointer<Float>, kStride: Int, tileRowStart: Int, tileRowEnd: Int, tilesX: Int,
-                         height: Int, width: Int, bias: Float, plane: UnsafeMutablePointer<Float>, accumulate: Bool,
+                         height: Int, width: Int, bias: Float, plane: UnsafeMutablePointer<Float>, addend: UnsafePointer<Float>?,
                          leaky: Bool, slope: Float)
 
     /// 2x2 max-pooling with stride 2 of one plane (odd trailing rows and columns dropped).

@@ -92,7 +92,7 @@ public enum Kernels: SIMDKernelSet {
 
     public static func f2Output(mo: UnsafeMutablePointer<Float>, kStride: Int, tileRowStart: Int, tileRowEnd: Int,
                                 tilesX: Int, height: Int, width: Int, bias b: Float, plane: UnsafeMutablePointer<Float>,
-                                accumulate: Bool, leaky: Bool, slope: Float) {
+                                addend: UnsafePointer<Float>?, leaky: Bool, slope: Float) {
         var t = 0
         for ty in tileRowStart..<tileRowEnd {
             let y = 2 * ty
@@ -101,7 +101,7 @@ public enum Kernels: SIMDKernelSet {
                 // Eight full tiles at a time (16 output columns of two rows).
                 while tx + 8 <= tilesX && 2 * tx + 16 <= width {
                     f2Output8(mo + t, kStride: kStride, bias: b, p0: plane + y * width + 2 * tx,
-                              width: width, accumulate: accumulate, leaky: leaky, slope: slope)
+                              a0: addend.map { $0 + y * width + 2 * tx }, width: width, leaky: leaky, slope: slope)
                     tx += 8
                     t += 8
                 }
@@ -120,11 +120,12 @@ public enum Kernels: SIMDKernelSet {
                 let x = 2 * tx
                 let p0 = plane + y * width + x
                 let hasRight = x + 1 < width, hasBelow = y + 1 < height
-                if accumulate {
-                    y00 += p0[0]
-                    if hasRight { y01 += p0[1] }
-                    if hasBelow { y10 += p0[width] }
-                    if hasRight && hasBelow { y11 += p0[width + 1] }
+                if let addend {
+                    let a0 = addend + y * width + x
+                    y00 += a0[0]
+                    if hasRight { y01 += a0[1] }
+                    if hasBelow { y10 += a0[width] }
+                    if hasRight && hasBelow { y11 += a0[width + 1] }
                 }
                 if leaky {
                     if y00 < 0 { y00 *= slope }
@@ -144,10 +145,11 @@ public enum Kernels: SIMDKernelSet {
     }
 
     /// Eight full tiles (2x2 outputs each, all inside the image) whose 16 transformed values
-    /// start at `mo` (planes `kStride` apart); writes rows `p0` and `p0 + width`.
+    /// start at `mo` (planes `kStride` apart); writes rows `p0` and `p0 + width`, adding rows
+    /// `a0` and `a0 + width` when `a0` is given.
     @inline(__always)
     static func f2Output8(_ mo: UnsafeMutablePointer<Float>, kStride: Int, bias: Float, p0: UnsafeMutablePointer<Float>,
-                          width: Int, accumulate: Bool, leaky: Bool, slope: Float) {
+                          a0: UnsafePointer<Float>?, width: Int, leaky: Bool, slope: Float) {
         @inline(__always) func at(_ k: Int) -> SIMD8<Float> { load8(mo + k * kStride) }
         let m0 = at(0), m1 = at(1), m2 = at(2), m3 = at(3)
         let m4 = at(4), m5 = at(5), m6 = at(6), m7 = at(7)
@@ -164,9 +166,9 @@ public enum Kernels: SIMDKernelSet {
         bottom.evenHalf = s10 + s11 + s12 + b
         bottom.oddHalf = s11 - s12 - s13 + b
         let p1 = p0 + width
-        if accumulate {
-            top += load16(p0)
-            bottom += load16(p1)
+        if let a0 {
+            top += load16(a0)
+            bottom += load16(a0 + width)
         }
         if leaky {
             let k = SIMD16<Float>(repeating: slope)
@@ -298,7 +300,7 @@ public enum Kernels: SIMDKernelSet {
 
     public static func f4Output(mo: UnsafeMutablePointer<Float>, kStride: Int, tileRowStart: Int, tileRowEnd: Int,
                                 tilesX: Int, height: Int, width: Int, bias: Float, plane: UnsafeMutablePointer<Float>,
-                                accumulate: Bool, leaky: Bool, slope: Float) {
+                                addend: UnsafePointer<Float>?, leaky: Bool, slope: Float) {
         var t = 0
         for ty in tileRowStart..<tileRowEnd {
             let y = 4 * ty
@@ -308,21 +310,23 @@ public enum Kernels: SIMDKernelSet {
             // 512-bit vectors: sixteen tiles (64 output columns) at a time.
             while tx + 16 <= tilesX && 4 * tx + 64 <= width {
                 f4OutputLanes(SIMD16<Float>.self, mo + t, kStride: kStride, bias: bias, p: plane + y * width + 4 * tx,
-                              width: width, rows: rows, accumulate: accumulate, leaky: leaky, slope: slope)
+                              a: addend.map { $0 + y * width + 4 * tx }, width: width, rows: rows, leaky: leaky,
+                              slope: slope)
                 tx += 16
                 t += 16
             }
             #endif
             while tx + 8 <= tilesX && 4 * tx + 32 <= width {
                 f4OutputLanes(SIMD8<Float>.self, mo + t, kStride: kStride, bias: bias, p: plane + y * width + 4 * tx,
-                              width: width, rows: rows, accumulate: accumulate, leaky: leaky, slope: slope)
+                              a: addend.map { $0 + y * width + 4 * tx }, width: width, rows: rows, leaky: leaky,
+                              slope: slope)
                 tx += 8
                 t += 8
             }
             while tx < tilesX {
-                f4Output1(mo + t, kStride: kStride, bias: bias, p: plane + y * width + 4 * tx, width: width,
-                          rows: rows, columns: min(4, width - 4 * tx), accumulate: accumulate,
-                          leaky: leaky, slope: slope)
+                f4Output1(mo + t, kStride: kStride, bias: bias, p: plane + y * width + 4 * tx,
+                          a: addend.map { $0 + y * width + 4 * tx }, width: width, rows: rows,
+                          columns: min(4, width - 4 * tx), leaky: leaky, slope: slope)
                 tx += 1
                 t += 1
             }
@@ -330,11 +334,12 @@ public enum Kernels: SIMDKernelSet {
     }
 
     /// `V.scalarCount` tiles (8 or, in the AVX-512 build, 16) whose 36 transformed values start at
-    /// `mo` (planes `kStride` apart); writes `rows` rows of 4 x `V.scalarCount` outputs from `p`.
+    /// `mo` (planes `kStride` apart); writes `rows` rows of 4 x `V.scalarCount` outputs from `p`,
+    /// adding the values from `a` when it is given.
     @inline(__always)
     static func f4OutputLanes<V: TransformVector>(_: V.Type, _ mo: UnsafeMutablePointer<Float>, kStride: Int, bias: Float,
-                                                  p: UnsafeMutablePointer<Float>, width: Int, rows: Int, accumulate: Bool,
-                                                  leaky: Bool, slope: Float) {
+                                                  p: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>?, width: Int,
+                                                  rows: Int, leaky: Bool, slope: Float) {
         @inline(__always) func column(_ j: Int) -> (V, V, V, V) {
             @inline(__always) func at(_ i: Int) -> V { V.load(mo + (6 * i + j) * kStride) }
             return Self.at(at(0), at(1), at(2), at(3), at(4), at(5))
@@ -345,7 +350,8 @@ public enum Kernels: SIMDKernelSet {
         let b = V(repeating: bias)
         @inline(__always) func write(_ r: Int, _ m0: V, _ m1: V, _ m2: V, _ m3: V, _ m4: V, _ m5: V) {
             let y = Self.at(m0, m1, m2, m3, m4, m5)
-            V.writeRow(y.0 + b, y.1 + b, y.2 + b, y.3 + b, p + r * width, accumulate: accumulate, leaky: leaky, slope: slope)
+            V.writeRow(y.0 + b, y.1 + b, y.2 + b, y.3 + b, p + r * width, addend: a.map { $0 + r * width },
+                       leaky: leaky, slope: slope)
         }
         write(0, s0.0, s1.0, s2.0, s3.0, s4.0, s5.0)
         if rows > 1 { write(1, s0.1, s1.1, s2.1, s3.1, s4.1, s5.1) }
@@ -354,13 +360,13 @@ public enum Kernels: SIMDKernelSet {
     }
 
     /// One output row of eight tiles: the four outputs of each tile (y0..y3, lane = tile)
-    /// interleaved into 32 consecutive floats from `q`, added to what is there with
-    /// `accumulate`, then the LeakyReLU.
+    /// interleaved into 32 consecutive floats from `q`, plus the 32 floats from `addend` when
+    /// it is given, then the LeakyReLU.
     @inline(__always)
     static func writeRow8(_ y0: SIMD8<Float>, _ y1: SIMD8<Float>, _ y2: SIMD8<Float>, _ y3: SIMD8<Float>,
-                          _ q: UnsafeMutablePointer<Float>, accumulate: Bool, leaky: Bool, slope: Float) {
+                          _ q: UnsafeMutablePointer<Float>, addend: UnsafePointer<Float>?, leaky: Bool, slope: Float) {
         @inline(__always) func put(_ a: SIMD4<Float>, _ b: SIMD4<Float>, _ c: SIMD4<Float>, _ d: SIMD4<Float>,
-                                   _ q: UnsafeMutablePointer<Float>) {
+                                   _ q: UnsafeMutablePointer<Float>, _ addend: UnsafePointer<Float>?) {
             var ac = SIMD8<Float>(), bd = SIMD8<Float>()
             ac.evenHalf = a
             ac.oddHalf = c
@@ -369,17 +375,17 @@ public enum Kernels: SIMDKernelSet {
             var row = SIMD16<Float>()
             row.evenHalf = ac
             row.oddHalf = bd
-            if accumulate { row += load16(q) }
+            if let addend { row += load16(addend) }
             if leaky { row.replace(with: row * SIMD16(repeating: slope), where: row .< 0) }
             store16(row, q)
         }
-        put(y0.lowHalf, y1.lowHalf, y2.lowHalf, y3.lowHalf, q)
-        put(y0.highHalf, y1.highHalf, y2.highHalf, y3.highHalf, q + 16)
+        put(y0.lowHalf, y1.lowHalf, y2.lowHalf, y3.lowHalf, q, addend)
+        put(y0.highHalf, y1.highHalf, y2.highHalf, y3.highHalf, q + 16, addend.map { $0 + 16 })
     }
 
     @inline(__always)
     static func f4Output1(_ mo: UnsafeMutablePointer<Float>, kStride: Int, bias: Float, p: UnsafeMutablePointer<Float>,
-                          width: Int, rows: Int, columns: Int, accumulate: Bool, leaky: Bool, slope: Float) {
+                          a: UnsafePointer<Float>?, width: Int, rows: Int, columns: Int, leaky: Bool, slope: Float) {
         // Rows of M as vectors of its six columns (lanes 6 and 7 unused).
         @inline(__always) func row(_ i: Int) -> SIMD8<Float> {
             let r = mo + 6 * i * kStride
@@ -394,7 +400,7 @@ public enum Kernels: SIMDKernelSet {
             let q = p + r * width
             for c in 0..<columns {
                 var value = values[c] + bias
-                if accumulate { value += q[c] }
+                if let a { value += a[r * width + c] }
                 if leaky && value < 0 { value *= slope }
                 q[c] = value
             }
@@ -473,7 +479,7 @@ protocol TransformVector: TransformLanes, SIMD where Scalar == Float {
     /// One output row of F(4x4, 3x3): the four outputs of each tile (y0..y3) interleaved into
     /// 4 x `scalarCount` consecutive floats from `q` (see `Kernels.writeRow8`).
     static func writeRow(_ y0: Self, _ y1: Self, _ y2: Self, _ y3: Self, _ q: UnsafeMutablePointer<Float>,
-                         accumulate: Bool, leaky: Bool, slope: Float)
+                         addend: UnsafePointer<Float>?, leaky: Bool, slope: Float)
 }
 
 extension TransformVector {
@@ -487,8 +493,8 @@ extension TransformVector {
 extension SIMD8: TransformVector where Scalar == Float {
     @inline(__always)
     static func writeRow(_ y0: Self, _ y1: Self, _ y2: Self, _ y3: Self, _ q: UnsafeMutablePointer<Float>,
-                         accumulate: Bool, leaky: Bool, slope: Float) {
-        Kernels.writeRow8(y0, y1, y2, y3, q, accumulate: accumulate, leaky: leaky, slope: slope)
+                         addend: UnsafePointer<Float>?, leaky: Bool, slope: Float) {
+        Kernels.writeRow8(y0, y1, y2, y3, q, addend: addend, leaky: leaky, slope: slope)
     }
 }
 
@@ -496,9 +502,9 @@ extension SIMD16: TransformVector where Scalar == Float {
     /// Two rows of eight tiles, side by side.
     @inline(__always)
     static func writeRow(_ y0: Self, _ y1: Self, _ y2: Self, _ y3: Self, _ q: UnsafeMutablePointer<Float>,
-                         accumulate: Bool, leaky: Bool, slope: Float) {
-        Kernels.writeRow8(y0.lowHalf, y1.lowHalf, y2.lowHalf, y3.lowHalf, q, accumulate: accumulate, leaky: leaky, slope: slope)
-        Kernels.writeRow8(y0.highHalf, y1.highHalf, y2.highHalf, y3.highHalf, q + 32, accumulate: accumulate,
+                         addend: UnsafePointer<Float>?, leaky: Bool, slope: Float) {
+        Kernels.writeRow8(y0.lowHalf, y1.lowHalf, y2.lowHalf, y3.lowHalf, q, addend: addend, leaky: leaky, slope: slope)
+        Kernels.writeRow8(y0.highHalf, y1.highHalf, y2.highHalf, y3.highHalf, q + 32, addend: addend.map { $0 + 32 },
                           leaky: leaky, slope: slope)
     }
 }

@@ -237,6 +237,30 @@ import Testing
             #expect(relativeError(out, expected) < Self.tolerance(variant), "\(isa)")
         }
     }
+
+    /// output = addend + convolution, with the addend in its own buffer: the output's old
+    /// contents (NaN here) are never read. 70 columns: the 16- and 8-tile paths and the edge tiles.
+    @Test(arguments: Winograd.Variant.allCases)
+    func winogradAddsASeparatePlaneWithoutReadingTheOutput(variant: Winograd.Variant) {
+        let c = SliceAccumulateCase(cin: 6, totalChannels: 10, firstChannel: 4, cout: 5, h: 9, w: 70, seed: 78)
+        let filter = c.full.withUnsafeBufferPointer {
+            Winograd.Filter(weight: $0.baseAddress! + c.offset, rowStride: c.total * 9, inChannels: c.cin,
+                            outChannels: c.cout, variant: variant)
+        }
+        let count = Winograd.scratchCount(inChannels: c.cin, outChannels: c.cout, height: c.h, width: c.w, variant: variant)
+        for isa in KernelISA.supportedHere {
+            var scratch = [Float](repeating: 0, count: count)
+            var out = [Float](repeating: .nan, count: c.start.count)
+            c.start.withUnsafeBufferPointer { addend in
+                Winograd.conv3x3(input: c.x, height: c.h, width: c.w, filter: filter, bias: nil, output: &out,
+                                 addend: addend.baseAddress!, activation: .leakyReLU(0.01), scratch: &scratch,
+                                 scratchCapacity: count, isa: isa)
+            }
+            let finite = out.allSatisfy { $0.isFinite }
+            #expect(finite, "\(isa)")
+            #expect(relativeError(out, c.expected) < Self.tolerance(variant), "\(isa)")
+        }
+    }
 }
 
 /// Convolve a slice of the input channels of a wider weight (as the model's query/support halves
