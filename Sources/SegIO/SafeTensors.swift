@@ -102,18 +102,21 @@ public enum SafeTensors {
         bytes.withUnsafeBytes { raw in
             for e in entries {
                 let count = (e.end - e.begin) / e.dtype.size
-                var values = [Float](repeating: 0, count: count)
                 let base = raw.baseAddress! + headerEnd + e.begin
-                switch e.dtype {
-                case .f32:
-                    for i in 0..<count {
-                        values[i] = Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+                // Every value is written below: no zeroing first.
+                let values = [Float](unsafeUninitializedCapacity: count) { out, initialized in
+                    switch e.dtype {
+                    case .f32:
+                        for i in 0..<count {
+                            out[i] = Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
+                        }
+                    case .f16:
+                        for i in 0..<count {
+                            let bits = UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
+                            out[i] = halfToFloat(bits)
+                        }
                     }
-                case .f16:
-                    for i in 0..<count {
-                        let bits = UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
-                        values[i] = halfToFloat(bits)
-                    }
+                    initialized = count
                 }
                 tensors[e.name] = NamedTensor(shape: e.shape, values: values)
                 dtypes[e.name] = e.dtype

@@ -34,26 +34,57 @@ public enum Winograd {
     /// streams do not map onto the same cache sets (plane sizes are often multiples of 4 KiB).
     static let planePad = 16
 
-    /// Filters transformed once, ahead of inference: u[k][o][c] for k in 0..<16.
+    /// Memory for transformed filters: one allocation that several filters share (a network's
+    /// filters in one block, so that a large one is backed by huge pages, see `FloatBuffer`).
+    /// Written while the filters are made, read-only afterwards (hence `@unchecked Sendable`).
+    public final class FilterStorage: @unchecked Sendable {
+        let buffer: FloatBuffer
+        public let count: Int
+
+        public init(count: Int) {
+            self.count = count
+            self.buffer = FloatBuffer(capacity: count)
+        }
+    }
+
+    /// Filters transformed once, ahead of inference: u[k][o][c] for k in 0..<16 (F(2x2, 3x3))
+    /// or 0..<36 (F(4x4, 3x3)).
     public struct Filter: Sendable {
         public let inChannels: Int
         public let outChannels: Int
         public let variant: Variant
-        public let u: [Float]
+        private let storage: FilterStorage
+        private let offset: Int
+
+        /// The transformed values (`floatCount` of them).
+        public var u: UnsafePointer<Float> { UnsafePointer(storage.buffer.pointer + offset) }
+
+        /// Floats a filter of these sizes takes in a `FilterStorage`.
+        public static func floatCount(inChannels: Int, outChannels: Int, variant: Variant = Winograd.defaultVariant) -> Int {
+            (variant == .f4x4 ? 36 : 16) * outChannels * inChannels
+        }
 
         /// - weight: OIHW [outChannels, *, 3, 3]; row `o` starts at `weight + o * rowStride`,
         ///   and channel `c` of that row at `+ c * 9` (a slice of a wider weight is allowed).
+        /// - storage, offset: where the transformed values go (`floatCount` floats from `offset`);
+        ///   a storage of their own when nil.
         public init(weight: UnsafePointer<Float>, rowStride: Int, inChannels: Int, outChannels: Int,
-                    variant: Variant = Winograd.defaultVariant) {
+                    variant: Variant = Winograd.defaultVariant, storage: FilterStorage? = nil, offset: Int = 0) {
             precondition(rowStride >= inChannels * 9)
+            let count = Filter.floatCount(inChannels: inChannels, outChannels: outChannels, variant: variant)
+            let storage = storage ?? FilterStorage(count: count)
+            precondition(offset >= 0 && offset + count <= storage.count, "winograd: filter storage too small")
             self.inChannels = inChannels
             self.outChannels = outChannels
             self.variant = variant
+            self.storage = storage
+            self.offset = offset
+            let u = storage.buffer.pointer + offset
             if variant == .f4x4 {
-                u = Winograd.transformFilterF4(weight: weight, rowStride: rowStride, inChannels: inChannels, outChannels: outChannels)
+                Winograd.transformFilterF4(weight: weight, rowStride: rowStride, inChannels: inChannels,
+                                           outChannels: outChannels, into: u)
                 return
             }
-            var u = [Float](repeating: 0, count: 16 * outChannels * inChannels)
             let plane = outChannels * inChannels
             for o in 0..<outChannels {
                 for c in 0..<inChannels {
@@ -75,7 +106,6 @@ public enum Winograd {
                     }
                 }
             }
-            self.u = u
         }
     }
 
@@ -163,22 +193,20 @@ public enum Winograd {
         let maxTiles = rowsPerBand * tilesX
         let m = v + planes * (cin * maxTiles + planePad)
         m.update(repeating: 0, count: planes * (cout * maxTiles + planePad))
-        filter.u.withUnsafeBufferPointer { uBuffer in
-            let u = uBuffer.baseAddress!
-            var ty0 = 0
-            while ty0 < tilesY {
-                let ty1 = min(tilesY, ty0 + rowsPerBand)
-                let tiles = (ty1 - ty0) * tilesX
-                input(ty0, ty1, v)
-                let vStride = cin * tiles + planePad, mStride = cout * tiles + planePad
-                // The products are independent: with one-thread BLAS they run side by side.
-                BLAS.forEachIndependent(planes, threads: threads) { k in
-                    BLAS.sgemm(m: cout, n: tiles, k: cin, a: u + k * cout * cin, lda: cin,
-                               b: v + k * vStride, ldb: tiles, beta: 1, c: m + k * mStride, ldc: tiles)
-                }
-                output(m, tiles, ty0, ty1)
-                ty0 = ty1
+        let u = filter.u
+        var ty0 = 0
+        while ty0 < tilesY {
+            let ty1 = min(tilesY, ty0 + rowsPerBand)
+            let tiles = (ty1 - ty0) * tilesX
+            input(ty0, ty1, v)
+            let vStride = cin * tiles + planePad, mStride = cout * tiles + planePad
+            // The products are independent: with one-thread BLAS they run side by side.
+            BLAS.forEachIndependent(planes, threads: threads) { k in
+                BLAS.sgemm(m: cout, n: tiles, k: cin, a: u + k * cout * cin, lda: cin,
+                           b: v + k * vStride, ldb: tiles, beta: 1, c: m + k * mStride, ldc: tiles)
             }
+            output(m, tiles, ty0, ty1)
+            ty0 = ty1
         }
     }
 

@@ -24,50 +24,46 @@ extension Winograd {
     }
 
     /// u[k][o][c] for k in 0..<36 (k = 6i + j of G g Gᵀ), computed in double precision.
-    static func transformFilterF4(weight: UnsafePointer<Float>, rowStride: Int, inChannels: Int, outChannels: Int) -> [Float] {
+    static func transformFilterF4(weight: UnsafePointer<Float>, rowStride: Int, inChannels: Int, outChannels: Int,
+                                  into u: UnsafeMutablePointer<Float>) {
         let plane = outChannels * inChannels
-        // Every element is written below: no zeroing first.
-        return [Float](unsafeUninitializedCapacity: 36 * plane) { buffer, initialized in
-            initialized = 36 * plane
-            let u = buffer.baseAddress!
-            // Output channels side by side: this runs once per filter when weights are loaded.
-            Parallel.forEachChunk(outChannels, maxChunks: Parallel.threadCount) { _, rows in
-                // 16 input channels at a time: their 36 values go to 36 planes as runs of 16
-                // floats, not as 36 scattered stores per channel.
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: 36 * 16) { scratch in
-                    let block = scratch.baseAddress!
-                    for o in rows {
-                        var c0 = 0
-                        while c0 < inChannels {
-                            let count = min(16, inChannels - c0)
-                            for dc in 0..<count {
-                                let g = weight + o * rowStride + (c0 + dc) * 9
-                                // Gg (6 x 3), one column of g at a time, then (Gg) Gᵀ one row
-                                // of Gg at a time, in double precision.
-                                let t0 = applyG(Double(g[0]), Double(g[3]), Double(g[6]))
-                                let t1 = applyG(Double(g[1]), Double(g[4]), Double(g[7]))
-                                let t2 = applyG(Double(g[2]), Double(g[5]), Double(g[8]))
-                                @inline(__always) func store(_ i: Int, _ row: (Double, Double, Double, Double, Double, Double)) {
-                                    let out = block + i * 6 * 16 + dc
-                                    out[0] = Float(row.0)
-                                    out[16] = Float(row.1)
-                                    out[32] = Float(row.2)
-                                    out[48] = Float(row.3)
-                                    out[64] = Float(row.4)
-                                    out[80] = Float(row.5)
-                                }
-                                store(0, applyG(t0.0, t1.0, t2.0))
-                                store(1, applyG(t0.1, t1.1, t2.1))
-                                store(2, applyG(t0.2, t1.2, t2.2))
-                                store(3, applyG(t0.3, t1.3, t2.3))
-                                store(4, applyG(t0.4, t1.4, t2.4))
-                                store(5, applyG(t0.5, t1.5, t2.5))
+        // Output channels side by side: this runs once per filter when weights are loaded.
+        Parallel.forEachChunk(outChannels, maxChunks: Parallel.threadCount) { _, rows in
+            // 16 input channels at a time: their 36 values go to 36 planes as runs of 16
+            // floats, not as 36 scattered stores per channel.
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 36 * 16) { scratch in
+                let block = scratch.baseAddress!
+                for o in rows {
+                    var c0 = 0
+                    while c0 < inChannels {
+                        let count = min(16, inChannels - c0)
+                        for dc in 0..<count {
+                            let g = weight + o * rowStride + (c0 + dc) * 9
+                            // Gg (6 x 3), one column of g at a time, then (Gg) Gᵀ one row of Gg
+                            // at a time, in double precision.
+                            let t0 = applyG(Double(g[0]), Double(g[3]), Double(g[6]))
+                            let t1 = applyG(Double(g[1]), Double(g[4]), Double(g[7]))
+                            let t2 = applyG(Double(g[2]), Double(g[5]), Double(g[8]))
+                            @inline(__always) func store(_ i: Int, _ row: (Double, Double, Double, Double, Double, Double)) {
+                                let out = block + i * 6 * 16 + dc
+                                out[0] = Float(row.0)
+                                out[16] = Float(row.1)
+                                out[32] = Float(row.2)
+                                out[48] = Float(row.3)
+                                out[64] = Float(row.4)
+                                out[80] = Float(row.5)
                             }
-                            for k in 0..<36 {
-                                (u + k * plane + o * inChannels + c0).update(from: block + k * 16, count: count)
-                            }
-                            c0 += count
+                            store(0, applyG(t0.0, t1.0, t2.0))
+                            store(1, applyG(t0.1, t1.1, t2.1))
+                            store(2, applyG(t0.2, t1.2, t2.2))
+                            store(3, applyG(t0.3, t1.3, t2.3))
+                            store(4, applyG(t0.4, t1.4, t2.4))
+                            store(5, applyG(t0.5, t1.5, t2.5))
                         }
+                        for k in 0..<36 {
+                            (u + k * plane + o * inChannels + c0).update(from: block + k * 16, count: count)
+                        }
+                        c0 += count
                     }
                 }
             }

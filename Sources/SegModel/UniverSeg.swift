@@ -56,8 +56,19 @@ struct CrossBlockWeights: Sendable {
     /// Below this many input channels a convolution uses im2col + sgemm.
     static let winogradMinChannels = 8
 
+    /// Floats the Winograd filters of a block with these sizes take (the cross convolution's
+    /// query and support halves, the target and the support convolutions, where Winograd is used).
+    static func filterFloats(queryChannels: Int, supportChannels: Int, width: Int, variant: Winograd.Variant) -> Int {
+        [queryChannels, supportChannels, width, width].filter { $0 >= winogradMinChannels }.reduce(0) {
+            $0 + Winograd.Filter.floatCount(inChannels: $1, outChannels: width, variant: variant)
+        }
+    }
+
+    /// - filterStorage, filterOffset: where the Winograd filters go (`filterFloats` floats from
+    ///   `filterOffset`, which is advanced past them).
     init(queryChannels: Int, supportChannels: Int, width: Int, cross: [Float], crossBias: [Float],
-         target: [Float], targetBias: [Float], support: [Float], supportBias: [Float]) {
+         target: [Float], targetBias: [Float], support: [Float], supportBias: [Float],
+         variant: Winograd.Variant, filterStorage: Winograd.FilterStorage, filterOffset: inout Int) {
         self.queryChannels = queryChannels
         self.supportChannels = supportChannels
         self.width = width
@@ -67,15 +78,21 @@ struct CrossBlockWeights: Sendable {
         self.targetBias = WeightTensor(targetBias)
         self.support = WeightTensor(support)
         self.supportBias = WeightTensor(supportBias)
+        var next = filterOffset
         func filter(_ w: WeightTensor, offset: Int, rowStride: Int, cin: Int) -> Winograd.Filter? {
-            guard cin >= Self.winogradMinChannels, w.count == width * rowStride else { return nil }
-            return Winograd.Filter(weight: w.pointer + offset, rowStride: rowStride, inChannels: cin, outChannels: width)
+            guard cin >= Self.winogradMinChannels else { return nil }
+            precondition(w.count == width * rowStride, "cross block: weight size does not match its shape")
+            let made = Winograd.Filter(weight: w.pointer + offset, rowStride: rowStride, inChannels: cin,
+                                       outChannels: width, variant: variant, storage: filterStorage, offset: next)
+            next += Winograd.Filter.floatCount(inChannels: cin, outChannels: width, variant: variant)
+            return made
         }
         let crossStride = (queryChannels + supportChannels) * 9
         crossQueryFilter = filter(self.cross, offset: 0, rowStride: crossStride, cin: queryChannels)
         crossSupportFilter = filter(self.cross, offset: queryChannels * 9, rowStride: crossStride, cin: supportChannels)
         targetFilter = filter(self.target, offset: 0, rowStride: width * 9, cin: width)
         supportFilter = filter(self.support, offset: 0, rowStride: width * 9, cin: width)
+        filterOffset = next
     }
 }
 
@@ -117,6 +134,14 @@ public struct UniverSeg: Sendable {
             values[spec.name] = tensor.values
         }
         let inputs = configuration.blockInputChannels
+        let widths = configuration.encoderWidths + configuration.decoderWidths
+        // Every Winograd filter of the network in one allocation (huge pages when it is large).
+        let variant = Winograd.defaultVariant
+        let storage = Winograd.FilterStorage(count: widths.indices.reduce(0) {
+            $0 + CrossBlockWeights.filterFloats(queryChannels: inputs[$1].query, supportChannels: inputs[$1].support,
+                                                width: widths[$1], variant: variant)
+        })
+        var offset = 0
         func block(_ prefix: String, _ index: Int, _ width: Int) -> CrossBlockWeights {
             CrossBlockWeights(
                 queryChannels: inputs[index].query, supportChannels: inputs[index].support, width: width,
@@ -125,7 +150,8 @@ public struct UniverSeg: Sendable {
                 target: values["\(prefix).target.vmapped.conv.weight"] ?? [],
                 targetBias: values["\(prefix).target.vmapped.conv.bias"] ?? [],
                 support: values["\(prefix).support.vmapped.conv.weight"] ?? [],
-                supportBias: values["\(prefix).support.vmapped.conv.bias"] ?? [])
+                supportBias: values["\(prefix).support.vmapped.conv.bias"] ?? [],
+                variant: variant, filterStorage: storage, filterOffset: &offset)
         }
         self.configuration = configuration
         self.encoder = configuration.encoderWidths.enumerated().map { block("enc_blocks.\($0)", $0, $1) }

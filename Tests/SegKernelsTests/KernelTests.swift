@@ -238,6 +238,31 @@ import Testing
         }
     }
 
+    /// Filters made side by side in one shared storage (as a network's are) hold exactly the
+    /// values of filters with storage of their own, and neither overwrites the other.
+    @Test(arguments: Winograd.Variant.allCases)
+    func filtersShareOneStorageWithoutOverlap(variant: Winograd.Variant) {
+        var rng = TestRandom(91)
+        let a = rng.floats(7 * 12 * 9), b = rng.floats(5 * 9 * 9)
+        let countA = Winograd.Filter.floatCount(inChannels: 12, outChannels: 7, variant: variant)
+        let countB = Winograd.Filter.floatCount(inChannels: 9, outChannels: 5, variant: variant)
+        #expect(countA == (variant == .f4x4 ? 36 : 16) * 7 * 12)
+        let storage = Winograd.FilterStorage(count: countA + countB)
+        func make(_ w: [Float], cin: Int, cout: Int, shared: Bool, offset: Int) -> Winograd.Filter {
+            w.withUnsafeBufferPointer {
+                Winograd.Filter(weight: $0.baseAddress!, rowStride: cin * 9, inChannels: cin, outChannels: cout,
+                                variant: variant, storage: shared ? storage : nil, offset: shared ? offset : 0)
+            }
+        }
+        let sharedA = make(a, cin: 12, cout: 7, shared: true, offset: 0)
+        let sharedB = make(b, cin: 9, cout: 5, shared: true, offset: countA)
+        let ownA = make(a, cin: 12, cout: 7, shared: false, offset: 0)
+        let ownB = make(b, cin: 9, cout: 5, shared: false, offset: 0)
+        #expect(Array(UnsafeBufferPointer(start: sharedA.u, count: countA)) == Array(UnsafeBufferPointer(start: ownA.u, count: countA)))
+        #expect(Array(UnsafeBufferPointer(start: sharedB.u, count: countB)) == Array(UnsafeBufferPointer(start: ownB.u, count: countB)))
+        #expect(sharedB.u == sharedA.u + countA)
+    }
+
     /// output = addend + convolution, with the addend in its own buffer: the output's old
     /// contents (NaN here) are never read. 70 columns: the 16- and 8-tile paths and the edge tiles.
     @Test(arguments: Winograd.Variant.allCases)
