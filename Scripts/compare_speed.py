@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Speed of this engine against PyTorch and ONNX Runtime, on the same inputs, in one run.
 
-Peers (each timed in-process, median of --repeats after a warm-up):
+Peers (each timed in-process after a warm-up; the median of --repeats rounds, each round timing
+one pass of every peer in turn, so that all of them sample the same periods of a busy machine):
 - the authors' algorithm (pairwise concatenation, no reductions) in PyTorch
   (Scripts/universeg_torch.py UniverSegReference);
 - `--fast`: the same network with the exact reductions in PyTorch (UniverSegFast);
@@ -16,8 +17,11 @@ CPU, its vector extensions, the OpenBLAS core and whether OPENBLAS_CORETYPE was 
     python3 Scripts/compare_speed.py [--sizes 16,64] [--threads 2] [--repeats 5] [--fast] [--onnx] [--segment]
     python3 Scripts/compare_speed.py --all      # all of them
 
-Needs torch (and onnxruntime + onnx for --onnx) and a release build. For fair figures run it on
-a quiet machine: the runtimes are timed in turn.
+Needs torch (and onnxruntime + onnx for --onnx) and a release build. The binary is the one the
+Debian package ships (the Swift runtime linked in: `Scripts/package` builds it in .build-static,
+or `swift build -c release --static-swift-stdlib --product universeg-worker --scratch-path
+.build-static`) when it is there, else .build/release; the header says which. For fair figures run
+it on a quiet machine: the runtimes are timed in turn.
 """
 import argparse
 import json
@@ -39,25 +43,9 @@ sys.path.insert(0, str(ROOT / "Scripts"))
 from universeg_torch import load_model, save_safetensors  # noqa: E402
 
 
-def median_ms(run, repeats):
-    run()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
-
-
 def torch_logits(model, query, images, labels, n):
     with torch.no_grad():
         return model(query, images[:, :n], labels[:, :n]).numpy().reshape(query.shape[-2:])
-
-
-def time_torch(model, query, images, labels, n, repeats):
-    args = (query, images[:, :n], labels[:, :n])
-    with torch.no_grad():
-        return median_ms(lambda: model(*args), repeats)
 
 
 def onnx_session(model, query, images, labels, n, threads, path):
@@ -117,8 +105,11 @@ def machine(binary):
     version = subprocess.run([binary, "version"], check=True, capture_output=True, text=True).stdout
     core = next((l for l in version.splitlines() if l.startswith("OpenBLAS core:")), "OpenBLAS core: ?")
     coretype = os.environ.get("OPENBLAS_CORETYPE")
+    libraries = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+    runtime = "shared Swift runtime" if "libswiftCore" in libraries else "Swift runtime linked in"
     return (f"CPU: {model} (family {family}, model {number}); ISA: {' '.join(isa) or 'no AVX2'}; {core}; "
-            f"OPENBLAS_CORETYPE {'=' + coretype + ' (set)' if coretype else 'unset'}")
+            f"OPENBLAS_CORETYPE {'=' + coretype + ' (set)' if coretype else 'unset'}\n"
+            f"binary: {binary} ({runtime}, {libraries.count(' => ')} shared libraries)")
 
 
 def main() -> None:
@@ -131,7 +122,9 @@ def main() -> None:
     ap.add_argument("--onnx", action="store_true", help="also time ONNX Runtime running both exported networks")
     ap.add_argument("--segment", action="store_true", help="also time whole `segment` processes")
     ap.add_argument("--all", action="store_true", help="--fast --onnx --segment")
-    ap.add_argument("--binary", default=str(ROOT / ".build/release/universeg-worker"))
+    packaged = ROOT / ".build-static/release/universeg-worker"
+    ap.add_argument("--binary", default=str(packaged if packaged.exists() else ROOT / ".build/release/universeg-worker"),
+                    help="default: the packaged build (.build-static) when present, else .build/release")
     args = ap.parse_args()
     if args.all:
         args.fast = args.onnx = args.segment = True
@@ -155,13 +148,16 @@ def main() -> None:
         inputs = tmp / "inputs.safetensors"
         save_safetensors(inputs, {"query": query.numpy(), "support_images": images[0].numpy(),
                                   "support_labels": labels[0].numpy()}, {"format": "universeg-case"})
-        out = subprocess.run([args.binary, "bench", "--weights", args.weights, "--inputs", str(inputs),
-                              "--sizes", args.sizes, "--threads", str(args.threads), "--repeats", str(args.repeats),
-                              "--json", "--save-logits", str(tmp / "logits")],
-                             check=True, capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            r = json.loads(line)
-            rows[r["n"]]["swift_ms"] = r["median_ms"]
+
+        def bench(sizes_text, repeats, logits=None):
+            command = [args.binary, "bench", "--weights", args.weights, "--inputs", str(inputs),
+                       "--sizes", sizes_text, "--threads", str(args.threads), "--repeats", str(repeats), "--json"]
+            if logits:
+                command += ["--save-logits", str(logits)]
+            out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            return [json.loads(line) for line in out.splitlines()]
+
+        for r in bench(args.sizes, 1, logits=tmp / "logits"):
             rows[r["n"]]["convolution"] = r.get("convolution", "?")
         ours = {n: np.load(tmp / f"logits/logits-n{n}.npy") for n in sizes}
 
@@ -169,18 +165,25 @@ def main() -> None:
             diff = float(np.abs(logits - ours[n]).max())
             worst[name] = max(worst.get(name, 0.0), diff)
 
+        # Every peer as a callable that runs one timed pass (set up and warmed up here).
+        timed = {n: {} for n in sizes}
         for n in sizes:
-            rows[n]["torch_ms"] = time_torch(reference, query, images, labels, n, args.repeats)
-            check("torch reference", n, torch_logits(reference, query, images, labels, n))
-            if args.fast:
-                rows[n]["torch_fast_ms"] = time_torch(fast, query, images, labels, n, args.repeats)
-                check("torch reduced", n, torch_logits(fast, query, images, labels, n))
+            for key, model, name in (("torch_ms", reference, "torch reference"), ("torch_fast_ms", fast, "torch reduced")):
+                if key == "torch_fast_ms" and not args.fast:
+                    continue
+                check(name, n, torch_logits(model, query, images, labels, n))
+                batch = (query, images[:, :n], labels[:, :n])
+
+                def forward(model=model, batch=batch):
+                    with torch.no_grad():
+                        model(*batch)
+                timed[n][key] = forward
             if args.onnx:
                 for key, model in (("ort_ref_ms", reference), ("ort_fast_ms", fast)):
                     session, feed = onnx_session(model, query, images, labels, n, args.threads, tmp / f"{key}-{n}.onnx")
-                    rows[n][key] = median_ms(lambda: session.run(None, feed), args.repeats)
                     check("onnxruntime " + ("reference" if key == "ort_ref_ms" else "reduced"), n,
                           session.run(None, feed)[0].reshape(size, size))
+                    timed[n][key] = lambda session=session, feed=feed: session.run(None, feed)
             if args.segment:
                 # A support set of exactly the N pairs the peers get, as PNG files: the process
                 # decodes what it uses, as it would for a user's N-entry support set.
@@ -188,8 +191,29 @@ def main() -> None:
                 write_support(support, query, images[:, :n], labels[:, :n])
                 command = [args.binary, "segment", "--weights", args.weights, "--support", str(support),
                            "--threads", str(args.threads), "--out", str(tmp / "masks"), str(support / "query.png")]
-                rows[n]["segment_ms"] = median_ms(
-                    lambda: subprocess.run(command, check=True, capture_output=True), args.repeats)
+                timed[n]["segment_ms"] = lambda command=command: subprocess.run(command, check=True, capture_output=True)
+            for run in timed[n].values():
+                run()  # warm-up
+        # Rounds: each round times one pass of every peer at every N, in an order rotated from
+        # round to round, so that all of them sample the same periods of a busy machine. `bench`
+        # is one process per round: the median of three passes after its own warm-up (the pass
+        # right after the warm-up is often slower than the steady state the figure stands for).
+        samples = {n: {} for n in sizes}
+        for round_index in range(args.repeats):
+            for n in sizes:
+                keys = list(timed[n]) + ["swift_ms"]
+                shift = round_index % len(keys)
+                for key in keys[shift:] + keys[:shift]:
+                    if key == "swift_ms":
+                        value = bench(str(n), 3)[0]["median_ms"]
+                    else:
+                        t0 = time.perf_counter()
+                        timed[n][key]()
+                        value = (time.perf_counter() - t0) * 1e3
+                    samples[n].setdefault(key, []).append(value)
+        for n in sizes:
+            for key, values in samples[n].items():
+                rows[n][key] = statistics.median(values)
 
     print(machine(args.binary))
     print(f"torch {torch.__version__}" + (f", onnxruntime {__import__('onnxruntime').__version__}" if args.onnx else "")

@@ -36,19 +36,40 @@ public enum Elementwise {
     }
 
     /// out[i] = mean over `entries` of input[e * stride + i] for i < count.
-    /// The entries are `entryStride` floats apart; `out` may not alias the input.
+    /// The entries are `entryStride` floats apart; `out` may not alias the input. With several
+    /// `threads` each takes a contiguous range of i; every value is summed in entry order
+    /// whatever the thread count, so the result does not depend on it.
     public static func mean(
         _ input: UnsafePointer<Float>, entries: Int, entryStride: Int, count: Int,
-        into out: UnsafeMutablePointer<Float>
+        into out: UnsafeMutablePointer<Float>, threads: Int = 1
     ) {
         precondition(entries >= 1, "mean over zero entries")
-        out.update(from: input, count: count)
-        for e in 1..<max(entries, 1) {
-            let src = input + e * entryStride
-            for i in 0..<count { out[i] += src[i] }
-        }
         let scale = 1 / Float(entries)
-        for i in 0..<count { out[i] *= scale }
+        Parallel.forEachChunk(count, maxChunks: threads, minimumPerChunk: 1 << 15) { _, range in
+            let o = out + range.lowerBound, n = range.count
+            o.update(from: input + range.lowerBound, count: n)
+            for e in 1..<max(entries, 1) {
+                let src = input + e * entryStride + range.lowerBound
+                for i in 0..<n { o[i] += src[i] }
+            }
+            for i in 0..<n { o[i] *= scale }
+        }
+    }
+
+    /// out[i] += input[i] for i < count, on up to `threads` threads (contiguous ranges).
+    public static func add(_ input: UnsafePointer<Float>, to out: UnsafeMutablePointer<Float>, count: Int, threads: Int = 1) {
+        Parallel.forEachChunk(count, maxChunks: threads, minimumPerChunk: 1 << 15) { _, range in
+            let o = out + range.lowerBound, src = input + range.lowerBound
+            for i in 0..<range.count { o[i] += src[i] }
+        }
+    }
+
+    /// out[i] *= factor for i < count, on up to `threads` threads (contiguous ranges).
+    public static func scale(_ out: UnsafeMutablePointer<Float>, by factor: Float, count: Int, threads: Int = 1) {
+        Parallel.forEachChunk(count, maxChunks: threads, minimumPerChunk: 1 << 15) { _, range in
+            let o = out + range.lowerBound
+            for i in 0..<range.count { o[i] *= factor }
+        }
     }
 
     /// Numerically stable logistic function, element by element.

@@ -3,24 +3,27 @@ internal import SegSIMDInterface
 /// Pooling and upsampling on [channels, height, width] planes.
 public enum Resample {
     /// 2x2 max-pooling with stride 2 (PyTorch `MaxPool2d(2)`): output [channels, height/2, width/2],
-    /// odd trailing rows/columns dropped.
+    /// odd trailing rows/columns dropped. Channels are split between up to `threads` threads.
     public static func maxPool2x2(
         input: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
-        output: UnsafeMutablePointer<Float>, isa: KernelISA = .active
+        output: UnsafeMutablePointer<Float>, threads: Int = 1, isa: KernelISA = .active
     ) {
         let kernels = isa.kernels
         let oh = height / 2, ow = width / 2
-        for c in 0..<channels {
-            kernels.maxPool2x2(input: input + c * height * width, height: height, width: width, output: output + c * oh * ow)
+        Parallel.forEachChunk(channels, maxChunks: threads, minimumPerChunk: max(1, (1 << 15) / max(1, height * width))) { _, range in
+            for c in range {
+                kernels.maxPool2x2(input: input + c * height * width, height: height, width: width,
+                                   output: output + c * oh * ow)
+            }
         }
     }
 
     /// x2 bilinear upsampling with align_corners=True (PyTorch `UpsamplingBilinear2d(scale_factor=2)`):
     /// output [channels, 2*height, 2*width]; output pixel i samples input coordinate
-    /// i * (n - 1) / (2n - 1).
+    /// i * (n - 1) / (2n - 1). Channels are split between up to `threads` threads.
     public static func upsampleBilinear2x(
         input: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
-        output: UnsafeMutablePointer<Float>, isa: KernelISA = .active
+        output: UnsafeMutablePointer<Float>, threads: Int = 1, isa: KernelISA = .active
     ) {
         let kernels = isa.kernels
         let oh = 2 * height, ow = 2 * width
@@ -31,14 +34,17 @@ public enum Resample {
         i0.withUnsafeBufferPointer { i0 in
             i1.withUnsafeBufferPointer { i1 in
                 f.withUnsafeBufferPointer { f in
-                    for c in 0..<channels {
-                        let src = input + c * height * width
-                        let dst = output + c * oh * ow
-                        for oy in 0..<oh {
-                            let ty = ys[oy]
-                            kernels.bilinearRow(r0: src + ty.i0 * width, r1: src + ty.i1 * width, wy: ty.f,
-                                                i0: i0.baseAddress!, i1: i1.baseAddress!, f: f.baseAddress!, count: ow,
-                                                out: dst + oy * ow)
+                    let perChunk = max(1, (1 << 15) / (oh * ow))
+                    Parallel.forEachChunk(channels, maxChunks: threads, minimumPerChunk: perChunk) { _, range in
+                        for c in range {
+                            let src = input + c * height * width
+                            let dst = output + c * oh * ow
+                            for oy in 0..<oh {
+                                let ty = ys[oy]
+                                kernels.bilinearRow(r0: src + ty.i0 * width, r1: src + ty.i1 * width, wy: ty.f,
+                                                    i0: i0.baseAddress!, i1: i1.baseAddress!, f: f.baseAddress!,
+                                                    count: ow, out: dst + oy * ow)
+                            }
                         }
                     }
                 }

@@ -272,6 +272,9 @@ public final class InferenceSession {
                          logits: UnsafeMutablePointer<Float>) {
         let cfg = model.configuration
         let levels = cfg.levels
+        // Threads for the query path's passes between the convolutions (means, pooling,
+        // upsampling); they sum in the same order whatever the count.
+        let threads = Parallel.threadCount
         var u = query
         var cu = 1
         var v = pairs
@@ -285,7 +288,7 @@ public final class InferenceSession {
             let w = block.width
             let hw = side * side
             let isLast = l == levels - 1
-            Elementwise.mean(v, entries: n, entryStride: cv * hw, count: cv * hw, into: meanIn.pointer)
+            Elementwise.mean(v, entries: n, entryStride: cv * hw, count: cv * hw, into: meanIn.pointer, threads: threads)
             let uOut = isLast ? uNext.pointer : skipU[l].pointer
             let pooledPerEntry = w * (side / 2) * (side / 2)
             let blocks = l == 0 ? level0Blocks(n, workers: passWorkers) : n
@@ -320,15 +323,12 @@ public final class InferenceSession {
                 // Level-0 skips are only needed as their mean (the last decoder block has no support path).
                 let mean = skipMean0.pointer
                 mean.update(from: partials[0].pointer, count: w * hw)
-                for k in 1..<blocks {
-                    let part = partials[k].pointer
-                    for p in 0..<(w * hw) { mean[p] += part[p] }
-                }
-                let scale = 1 / Float(n)
-                for p in 0..<(w * hw) { mean[p] *= scale }
+                for k in 1..<blocks { Elementwise.add(partials[k].pointer, to: mean, count: w * hw, threads: threads) }
+                Elementwise.scale(mean, by: 1 / Float(n), count: w * hw, threads: threads)
             }
             if !isLast {
-                Resample.maxPool2x2(input: uOut, channels: w, height: side, width: side, output: uNext.pointer)
+                Resample.maxPool2x2(input: uOut, channels: w, height: side, width: side, output: uNext.pointer,
+                                    threads: threads)
             }
             u = UnsafePointer(uNext.pointer)
             v = UnsafePointer(vNext.pointer)
@@ -351,18 +351,20 @@ public final class InferenceSession {
             let cin = cPrev + cSkip
             let w = block.width
             // Query input [up(u); skip].
-            Resample.upsampleBilinear2x(input: u, channels: cPrev, height: prevSide, width: prevSide, output: uin.pointer)
+            Resample.upsampleBilinear2x(input: u, channels: cPrev, height: prevSide, width: prevSide, output: uin.pointer,
+                                        threads: threads)
             (uin.pointer + cPrev * hw).update(from: skipU[l].pointer, count: cSkip * hw)
             // Mean support input [up(mean_i v_i); mean_i skip_i] (upsampling is linear).
             let prevHW = prevSide * prevSide
-            Elementwise.mean(v, entries: n, entryStride: cPrev * prevHW, count: cPrev * prevHW, into: meanPrev.pointer)
+            Elementwise.mean(v, entries: n, entryStride: cPrev * prevHW, count: cPrev * prevHW, into: meanPrev.pointer,
+                             threads: threads)
             Resample.upsampleBilinear2x(input: meanPrev.pointer, channels: cPrev, height: prevSide, width: prevSide,
-                                        output: meanIn.pointer)
+                                        output: meanIn.pointer, threads: threads)
             if l == 0 {
                 (meanIn.pointer + cPrev * hw).update(from: skipMean0.pointer, count: cSkip * hw)
             } else {
                 Elementwise.mean(skipV[l].pointer, entries: n, entryStride: cSkip * hw, count: cSkip * hw,
-                                 into: meanIn.pointer + cPrev * hw)
+                                 into: meanIn.pointer + cPrev * hw, threads: threads)
             }
             // The support path is skipped in the last block: its outputs are never used.
             let vp = v, vNextP = vNext.pointer, skipVP = skipV[l].pointer

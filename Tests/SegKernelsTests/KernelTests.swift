@@ -359,3 +359,53 @@ struct SliceAccumulateCase {
         }
     }
 }
+
+/// The passes between the convolutions split between threads (means, pooling, upsampling, as
+/// the query path runs them): large enough inputs that they do split, the same values as the
+/// naive loops on one thread and on two. Serialized: it sets the process-wide thread count.
+@Suite(.serialized) struct ThreadedPassTests {
+    @Test func meanAddAndScaleSplitBetweenThreadsGiveTheSequentialValues() {
+        let previous = Parallel.threadCount
+        defer { Parallel.threadCount = previous }
+        Parallel.threadCount = 2
+        let entries = 5, count = 100_003, stride = count + 7
+        var rng = TestRandom(5)
+        let x = rng.floats(entries * stride)
+        var expected = [Float](repeating: 0, count: count)
+        for i in 0..<count {
+            var acc = x[i]
+            for e in 1..<entries { acc += x[e * stride + i] }
+            expected[i] = acc * (1 / Float(entries))
+        }
+        for threads in [1, 2] {
+            var out = [Float](repeating: .nan, count: count)
+            Elementwise.mean(x, entries: entries, entryStride: stride, count: count, into: &out, threads: threads)
+            #expect(out == expected, "mean, \(threads) threads")
+            var sum = Array(x[0..<count])
+            Elementwise.add(Array(x[stride..<(stride + count)]), to: &sum, count: count, threads: threads)
+            Elementwise.scale(&sum, by: 0.5, count: count, threads: threads)
+            #expect(sum == (0..<count).map { (x[$0] + x[stride + $0]) * 0.5 }, "add and scale, \(threads) threads")
+        }
+    }
+
+    @Test func poolingAndUpsamplingSplitBetweenThreadsGiveTheNaiveValues() {
+        let previous = Parallel.threadCount
+        defer { Parallel.threadCount = previous }
+        Parallel.threadCount = 2
+        let (c, h, w) = (9, 64, 62)
+        var rng = TestRandom(6)
+        let x = rng.floats(c * h * w)
+        var upsampled: [[Float]] = []
+        for threads in [1, 2] {
+            var pooled = [Float](repeating: .nan, count: c * (h / 2) * (w / 2))
+            Resample.maxPool2x2(input: x, channels: c, height: h, width: w, output: &pooled, threads: threads)
+            #expect(pooled == Naive.maxPool(x, c: c, h: h, w: w), "\(threads) threads")
+            var up = [Float](repeating: .nan, count: c * 4 * h * w)
+            Resample.upsampleBilinear2x(input: x, channels: c, height: h, width: w, output: &up, threads: threads)
+            // Float interpolation weights at this size: a few ulp from the double-precision loops.
+            #expect(relativeError(up, Naive.upsample(x, c: c, h: h, w: w)) < 1e-5, "\(threads) threads")
+            upsampled.append(up)
+        }
+        #expect(upsampled[0] == upsampled[1], "bit-identical on 1 and 2 threads")
+    }
+}
