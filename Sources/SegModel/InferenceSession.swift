@@ -93,7 +93,7 @@ public final class InferenceSession {
         lanes[0].col.reserve(plan.col(threads: threads))
         while skipPartials.count < level0Blocks(.max, workers: count) {
             let partial = FloatBuffer()
-            partial.reserve(model.configuration.encoderWidths[0] * plan.pixels)
+            partial.reserve(plan.partialSum)
             skipPartials.append(partial)
         }
     }
@@ -268,6 +268,31 @@ public final class InferenceSession {
         }
     }
 
+    /// Where entry `i` of a block (`range`) whose outputs are only needed as their sum writes
+    /// its output: the block's first entry straight into the block's partial sum (no clearing
+    /// pass over the partial), the others into the lane's scratch (see `addToPartialSum`).
+    private static func partialSumDestination(entry i: Int, of range: Range<Int>, partial: FloatBuffer,
+                                              lane: Lane) -> UnsafeMutablePointer<Float> {
+        i == range.lowerBound ? partial.pointer : lane.entryOut.pointer
+    }
+
+    /// Adds entry `i`'s output (written where `partialSumDestination` said) to its block's partial sum.
+    private static func addToPartialSum(entry i: Int, of range: Range<Int>, output: UnsafePointer<Float>,
+                                        partial: FloatBuffer, count: Int) {
+        guard i != range.lowerBound else { return }
+        let acc = partial.pointer
+        for p in 0..<count { acc[p] += output[p] }
+    }
+
+    /// The mean over `entries` entries from the partial sums of `blocks` blocks, added in block
+    /// order (so the result does not depend on which thread took which block).
+    private func meanOfPartialSums(_ blocks: Int, count: Int, entries n: Int, into mean: UnsafeMutablePointer<Float>,
+                                   threads: Int) {
+        mean.update(from: skipPartials[0].pointer, count: count)
+        for k in 1..<max(1, blocks) { Elementwise.add(skipPartials[k].pointer, to: mean, count: count, threads: threads) }
+        Elementwise.scale(mean, by: 1 / Float(n), count: count, threads: threads)
+    }
+
     private func forward(query: UnsafePointer<Float>, pairs: UnsafePointer<Float>, entries n: Int,
                          logits: UnsafeMutablePointer<Float>) {
         let cfg = model.configuration
@@ -302,17 +327,12 @@ public final class InferenceSession {
                     if isLast {
                         dest = vNextP + i * w * hw
                     } else if l == 0 {
-                        // The first entry of a block writes its block's partial sum directly
-                        // (no clearing pass over the partial); the others go through the lane.
-                        dest = i == range.lowerBound ? partials[part].pointer : lane.entryOut.pointer
+                        dest = Self.partialSumDestination(entry: i, of: range, partial: partials[part], lane: lane)
                     } else {
                         dest = skipVP + i * w * hw
                     }
                     supportConv(vp + i * inStride, dest)
-                    if l == 0 && i != range.lowerBound {
-                        let acc = partials[part].pointer
-                        for p in 0..<(w * hw) { acc[p] += dest[p] }
-                    }
+                    if l == 0 { Self.addToPartialSum(entry: i, of: range, output: dest, partial: partials[part], count: w * hw) }
                     if !isLast {
                         Resample.maxPool2x2(input: dest, channels: w, height: entrySide, width: entrySide,
                                             output: vNextP + i * pooledPerEntry)
@@ -321,10 +341,7 @@ public final class InferenceSession {
             }
             if l == 0 {
                 // Level-0 skips are only needed as their mean (the last decoder block has no support path).
-                let mean = skipMean0.pointer
-                mean.update(from: partials[0].pointer, count: w * hw)
-                for k in 1..<blocks { Elementwise.add(partials[k].pointer, to: mean, count: w * hw, threads: threads) }
-                Elementwise.scale(mean, by: 1 / Float(n), count: w * hw, threads: threads)
+                meanOfPartialSums(blocks, count: w * hw, entries: n, into: skipMean0.pointer, threads: threads)
             }
             if !isLast {
                 Resample.maxPool2x2(input: uOut, channels: w, height: side, width: side, output: uNext.pointer,
@@ -339,10 +356,14 @@ public final class InferenceSession {
         }
 
         // Decoder.
+        var supportMeanReady = false
         for j in 0..<(levels - 1) {
             let block = model.decoder[j]
             let l = levels - 2 - j
             let isLast = j == levels - 2
+            // The support outputs of the block before the last are only needed as their mean
+            // (the last block has no support path): kept as partial sums, like the level-0 skips.
+            let feedsOnlyAMean = j == levels - 3
             let prevSide = side
             side *= 2
             let hw = side * side
@@ -356,8 +377,10 @@ public final class InferenceSession {
             (uin.pointer + cPrev * hw).update(from: skipU[l].pointer, count: cSkip * hw)
             // Mean support input [up(mean_i v_i); mean_i skip_i] (upsampling is linear).
             let prevHW = prevSide * prevSide
-            Elementwise.mean(v, entries: n, entryStride: cPrev * prevHW, count: cPrev * prevHW, into: meanPrev.pointer,
-                             threads: threads)
+            if !supportMeanReady {
+                Elementwise.mean(v, entries: n, entryStride: cPrev * prevHW, count: cPrev * prevHW, into: meanPrev.pointer,
+                                 threads: threads)
+            }
             Resample.upsampleBilinear2x(input: meanPrev.pointer, channels: cPrev, height: prevSide, width: prevSide,
                                         output: meanIn.pointer, threads: threads)
             if l == 0 {
@@ -368,16 +391,30 @@ public final class InferenceSession {
             }
             // The support path is skipped in the last block: its outputs are never used.
             let vp = v, vNextP = vNext.pointer, skipVP = skipV[l].pointer
+            let blocks = feedsOnlyAMean ? level0Blocks(n, workers: passWorkers) : n
+            let partials = skipPartials
             crossBlock(block, side: side, query: uin.pointer, queryChannels: cin, meanSupport: meanIn.pointer,
-                       supportChannels: cin, queryOutput: uNext.pointer, entries: n,
-                       supportPath: !isLast) { lane, _, range, supportConv in
+                       supportChannels: cin, queryOutput: uNext.pointer, entries: n, blocks: blocks,
+                       supportPath: !isLast) { lane, part, range, supportConv in
                 let vin = lane.vin.pointer
                 for i in range {
                     Resample.upsampleBilinear2x(input: vp + i * cPrev * prevHW, channels: cPrev, height: prevSide,
                                                 width: prevSide, output: vin)
                     (vin + cPrev * hw).update(from: skipVP + i * cSkip * hw, count: cSkip * hw)
-                    supportConv(vin, vNextP + i * w * hw)
+                    if feedsOnlyAMean {
+                        let dest = Self.partialSumDestination(entry: i, of: range, partial: partials[part], lane: lane)
+                        supportConv(vin, dest)
+                        Self.addToPartialSum(entry: i, of: range, output: dest, partial: partials[part], count: w * hw)
+                    } else {
+                        supportConv(vin, vNextP + i * w * hw)
+                    }
                 }
+            }
+            if feedsOnlyAMean {
+                // meanPrev has been consumed above (upsampled into meanIn): it now takes the mean
+                // the last block needs.
+                meanOfPartialSums(blocks, count: w * hw, entries: n, into: meanPrev.pointer, threads: threads)
+                supportMeanReady = true
             }
             u = UnsafePointer(uNext.pointer)
             v = UnsafePointer(vNext.pointer)

@@ -13,6 +13,9 @@ struct Plan {
     let blockInput: Int
     /// Largest per-entry support tensor kept between blocks.
     let supportPerEntry: Int
+    /// A partial sum over support entries: of the level-0 outputs, and of the outputs of the
+    /// decoder block before the last (both are only needed as their mean).
+    let partialSum: Int
 
     init(_ cfg: UniverSegConfiguration) {
         pixels = cfg.inputSize * cfg.inputSize
@@ -28,6 +31,7 @@ struct Plan {
             input = max(input, inputs[l].support * s * s)
             perEntry = max(perEntry, l == cfg.levels - 1 ? w * s * s : w * (s / 2) * (s / 2))
         }
+        var partial = cfg.encoderWidths[0] * pixels
         for j in 0..<(cfg.levels - 1) {
             let l = cfg.levels - 2 - j
             let s = cfg.size(atLevel: l)
@@ -37,13 +41,17 @@ struct Plan {
             winograd = max(winograd, Plan.winogradScratch(inChannels: max(cin, w), outChannels: w, side: s))
             out = max(out, w * s * s)
             input = max(input, cin * s * s)
-            perEntry = max(perEntry, w * s * s)
+            // Per entry only below the last two blocks: the last one has no support outputs,
+            // and those of the one before it are kept as partial sums.
+            if j < cfg.levels - 3 { perEntry = max(perEntry, w * s * s) }
+            if j == cfg.levels - 3 { partial = max(partial, w * s * s) }
         }
         self.im2col = im2col
         self.winograd = winograd
         self.blockOutput = out
         self.blockInput = input
         self.supportPerEntry = perEntry
+        self.partialSum = partial
     }
 
     /// Enough for either Winograd variant: the filters carry the variant they were made with.
