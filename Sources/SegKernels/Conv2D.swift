@@ -29,18 +29,21 @@ public enum Conv2D {
     ///   (`weightRowStride` >= inChannels * 9).
     /// - bias: [outChannels] or nil. Must be nil when `accumulate` is true.
     /// - output: [outChannels, height, width]; overwritten, or added to when `accumulate` is true.
+    /// - addend: [outChannels, height, width] or nil: output = addend + convolution, copied in
+    ///   band by band just before each band's product (bias must be nil, `accumulate` false).
     /// - activation: applied to the final output values.
     /// - scratch: at least `scratchCount(inChannels:height:width:bandColumns:)` floats.
     public static func conv3x3(
         input: UnsafePointer<Float>, inChannels: Int, height: Int, width: Int,
         weight: UnsafePointer<Float>, weightRowStride: Int? = nil, outChannels: Int,
         bias: UnsafePointer<Float>?,
-        output: UnsafeMutablePointer<Float>, accumulate: Bool = false,
+        output: UnsafeMutablePointer<Float>, accumulate: Bool = false, addend: UnsafePointer<Float>? = nil,
         activation: Activation = .none,
         scratch: UnsafeMutablePointer<Float>, scratchCapacity: Int,
         bandColumns: Int = defaultBandColumns, threads: Int = Parallel.threadCount
     ) {
         precondition(!(accumulate && bias != nil), "conv3x3: bias with accumulate is not supported")
+        precondition(addend == nil || (!accumulate && bias == nil), "conv3x3: an addend excludes accumulate and bias")
         let k = inChannels * 9
         let ldw = weightRowStride ?? k
         precondition(ldw >= k, "conv3x3: weight row stride too small")
@@ -64,6 +67,11 @@ public enum Conv2D {
                 if let bias {
                     for o in 0..<outChannels {
                         (out + o * hw).update(repeating: bias[o], count: columns)
+                    }
+                    beta = 1
+                } else if let addend {
+                    for o in 0..<outChannels {
+                        (out + o * hw).update(from: addend + y0 * width + o * hw, count: columns)
                     }
                     beta = 1
                 }

@@ -140,10 +140,12 @@ public final class InferenceSession {
         let pairPlane = 2 * plan.pixels
         support.pairs.withUnsafeBufferPointer { pairs in
             guard let base = pairs.baseAddress else { return }
-            let isIdentity = selected == Array(0..<support.count)
+            // Consecutive entries in order (all of them, a prefix, any run) are read in place.
+            let first = selected[0]
+            let isRun = selected.indices.allSatisfy { selected[$0] == first + $0 }
             let input: UnsafePointer<Float>
-            if isIdentity {
-                input = base
+            if isRun {
+                input = base + first * pairPlane
             } else {
                 for (slot, e) in selected.enumerated() {
                     (gathered.pointer + slot * pairPlane).update(from: base + e * pairPlane, count: pairPlane)
@@ -181,17 +183,17 @@ public final class InferenceSession {
     ) {
         let col = (lane ?? lanes[0]).col
         if let filter, useWinograd {
-            // The Winograd output transform adds the addend as it writes: no copy first.
+            // The Winograd output transform adds the addend as it writes (im2col copies it in
+            // band by band, just before each band's product): no pass over it first.
             Winograd.conv3x3(input: input, height: side, width: side, filter: filter, bias: bias, output: output,
                              addend: addend, activation: activation,
                              scratch: col.pointer, scratchCapacity: col.capacity, threads: threads)
             return
         }
-        if let addend { output.update(from: addend, count: outChannels * side * side) }
         Conv2D.conv3x3(
             input: input, inChannels: channels, height: side, width: side,
             weight: weight, weightRowStride: rowStride, outChannels: outChannels, bias: bias,
-            output: output, accumulate: addend != nil, activation: activation,
+            output: output, addend: addend, activation: activation,
             scratch: col.pointer, scratchCapacity: col.capacity, threads: threads)
     }
 

@@ -67,6 +67,26 @@ import Testing
         #expect(relativeError(out, expected) < 1e-5)
     }
 
+    /// output = addend + convolution through im2col, the addend copied in band by band: the
+    /// output's old contents (NaN) are never read; bands of 2 rows, on one thread and on several.
+    @Test func conv3x3AddsASeparatePlaneBandByBand() {
+        let c = SliceAccumulateCase(cin: 2, totalChannels: 5, firstChannel: 3, cout: 4, h: 9, w: 11, seed: 43)
+        let scratchCount = 3 * Conv2D.scratchCount(inChannels: c.cin, height: c.h, width: c.w, bandColumns: 22)
+        for threads in [1, 3] {
+            var out = [Float](repeating: .nan, count: c.start.count)
+            var scratch = [Float](repeating: 0, count: scratchCount)
+            c.full.withUnsafeBufferPointer { wp in
+                c.start.withUnsafeBufferPointer { addend in
+                    Conv2D.conv3x3(input: c.x, inChannels: c.cin, height: c.h, width: c.w, weight: wp.baseAddress! + c.offset,
+                                   weightRowStride: c.total * 9, outChannels: c.cout, bias: nil, output: &out,
+                                   addend: addend.baseAddress!, activation: .leakyReLU(0.01), scratch: &scratch,
+                                   scratchCapacity: scratchCount, bandColumns: 22, threads: threads)
+                }
+            }
+            #expect(relativeError(out, c.expected) < 1e-5, "\(threads) threads")
+        }
+    }
+
     @Test(arguments: [(1, 1, 1), (3, 5, 7), (64, 1, 33), (9, 2, 100)])
     func conv1x1MatchesNaiveLoops(shape: (Int, Int, Int)) {
         let (cin, cout, pixels) = shape
