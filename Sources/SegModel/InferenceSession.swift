@@ -13,8 +13,9 @@ internal import SegKernels
 ///    not once per support entry;
 /// 2. the query path convolves the channel-mean of the support inputs once:
 ///    `mean_i z_i = W_u * u + b + W_v * mean_i v_i`;
-/// 3. the support outputs of the last decoder block are never used, so that path is skipped,
-///    and the level-0 skips of the support entries are only needed as their mean.
+/// 3. the support outputs of the last decoder block are never used, so that path is skipped;
+///    the level-0 skips of the support entries and the support outputs of the decoder block
+///    before the last are only needed as their means, so they are kept as partial sums.
 public final class InferenceSession {
     public let model: UniverSeg
     /// Use Winograd F(2x2, 3x3) for convolutions with enough input channels (default); when
@@ -47,7 +48,9 @@ public final class InferenceSession {
     private let vB = FloatBuffer()
     private let gathered = FloatBuffer()
     private let skipMean0 = FloatBuffer()
-    /// Partial sums of the level-0 support outputs, one per block of entries (see `level0Blocks`).
+    /// Partial sums of support outputs that are only needed as their mean (the level-0 skips,
+    /// then the outputs of the decoder block before the last), one per block of entries (see
+    /// `partialSumBlocks`).
     private var skipPartials: [FloatBuffer] = []
     private let skipU: [FloatBuffer]
     private let skipV: [FloatBuffer]
@@ -91,7 +94,7 @@ public final class InferenceSession {
             lanes.append(lane)
         }
         lanes[0].col.reserve(plan.col(threads: threads))
-        while skipPartials.count < level0Blocks(.max, workers: count) {
+        while skipPartials.count < partialSumBlocks(.max, workers: count) {
             let partial = FloatBuffer()
             partial.reserve(plan.partialSum)
             skipPartials.append(partial)
@@ -203,13 +206,13 @@ public final class InferenceSession {
         BLAS.runsIndependentCalls ? max(1, min(Parallel.threadCount, entries)) : 1
     }
 
-    /// Blocks of entries at level 0 (at most 2 per worker, at most 16). Each block sums its
+    /// Blocks of entries for the partial sums (at most 2 per worker, at most 16). Each block sums its
     /// entries' outputs into its own partial sum and the partial sums are added in block order,
     /// so the mean does not depend on which thread took which block (results are bit-identical
     /// from run to run); more blocks balance the threads better but cost a full-resolution
     /// partial sum each, memory that a short-lived process pays for in page faults (4 per worker
     /// was 8% slower for a whole `segment` process at N=16 on 2 cores).
-    private func level0Blocks(_ n: Int, workers: Int) -> Int {
+    private func partialSumBlocks(_ n: Int, workers: Int) -> Int {
         workers <= 1 ? 1 : max(1, min(n, 2 * workers, 16))
     }
 
@@ -318,7 +321,7 @@ public final class InferenceSession {
             Elementwise.mean(v, entries: n, entryStride: cv * hw, count: cv * hw, into: meanIn.pointer, threads: threads)
             let uOut = isLast ? uNext.pointer : skipU[l].pointer
             let pooledPerEntry = w * (side / 2) * (side / 2)
-            let blocks = l == 0 ? level0Blocks(n, workers: passWorkers) : n
+            let blocks = l == 0 ? partialSumBlocks(n, workers: passWorkers) : n
             let partials = skipPartials
             let vp = v, inStride = cv * hw, vNextP = vNext.pointer, skipVP = skipV[l].pointer
             let entrySide = side
@@ -393,7 +396,7 @@ public final class InferenceSession {
             }
             // The support path is skipped in the last block: its outputs are never used.
             let vp = v, vNextP = vNext.pointer, skipVP = skipV[l].pointer
-            let blocks = feedsOnlyAMean ? level0Blocks(n, workers: passWorkers) : n
+            let blocks = feedsOnlyAMean ? partialSumBlocks(n, workers: passWorkers) : n
             let partials = skipPartials
             crossBlock(block, side: side, query: uin.pointer, queryChannels: cin, meanSupport: meanIn.pointer,
                        supportChannels: cin, queryOutput: uNext.pointer, entries: n, blocks: blocks,
