@@ -285,8 +285,7 @@ public final class InferenceSession {
     private static func addToPartialSum(entry i: Int, of range: Range<Int>, output: UnsafePointer<Float>,
                                         partial: FloatBuffer, count: Int) {
         guard i != range.lowerBound else { return }
-        let acc = partial.pointer
-        for p in 0..<count { acc[p] += output[p] }
+        Elementwise.add(output, to: partial.pointer, count: count)
     }
 
     /// The mean over `entries` entries from the partial sums of `blocks` blocks, added in block
