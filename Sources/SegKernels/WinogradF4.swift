@@ -100,21 +100,17 @@ extension Winograd {
         let phasePlane = ph * tw
         let padded = scratch
         Parallel.forEachChunk(cin, maxChunks: threads) { _, channels in
-            // One padded row at a time: zero, the input row, zeros; then split by phase.
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * tw + 16) { buffer in
-                let line = buffer.baseAddress!
-                line.update(repeating: 0, count: 4 * tw + 16)
-                for c in channels {
-                    let phases = padded + c * 4 * phasePlane
-                    for phase in 0..<4 {
-                        let plane = phases + phase * phasePlane
-                        plane.update(repeating: 0, count: tw)
-                        (plane + (height + 1) * tw).update(repeating: 0, count: (ph - height - 1) * tw)
-                    }
-                    for y in 0..<height {
-                        (line + 1).update(from: input + (c * height + y) * width, count: width)
-                        kernels.f4SplitRow(line: line, row: phases + (y + 1) * tw, phasePlane: phasePlane, phaseWidth: tw)
-                    }
+            // Zero rows above and below; each input row padded and split by phase in one pass.
+            for c in channels {
+                let phases = padded + c * 4 * phasePlane
+                for phase in 0..<4 {
+                    let plane = phases + phase * phasePlane
+                    plane.update(repeating: 0, count: tw)
+                    (plane + (height + 1) * tw).update(repeating: 0, count: (ph - height - 1) * tw)
+                }
+                for y in 0..<height {
+                    kernels.f4SplitPaddedRow(input: input + (c * height + y) * width, width: width,
+                                             row: phases + (y + 1) * tw, phasePlane: phasePlane, phaseWidth: tw)
                 }
             }
         }

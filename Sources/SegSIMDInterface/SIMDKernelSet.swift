@@ -23,9 +23,12 @@ public protocol SIMDKernelSet {
                          height: Int, width: Int, bias: Float, plane: UnsafeMutablePointer<Float>, addend: UnsafePointer<Float>?,
                          leaky: Bool, slope: Float)
 
-    /// F(4x4, 3x3): one padded input row (`line`, 4 * phaseWidth floats) split by column phase:
-    /// column X goes to column X / 4 of phase plane X % 4 (`row`, planes `phasePlane` apart).
-    static func f4SplitRow(line: UnsafePointer<Float>, row: UnsafeMutablePointer<Float>, phasePlane: Int, phaseWidth: Int)
+    /// F(4x4, 3x3): one input row (`width` floats) padded with a zero column on the left and
+    /// zeros on the right to 4 * phaseWidth columns (phaseWidth >= 1, 4 * phaseWidth > width),
+    /// split by column phase: padded column X (input column X - 1) goes to column X / 4 of
+    /// phase plane X % 4 (`row`, planes `phasePlane` apart).
+    static func f4SplitPaddedRow(input: UnsafePointer<Float>, width: Int, row: UnsafeMutablePointer<Float>,
+                                 phasePlane: Int, phaseWidth: Int)
 
     /// F(4x4, 3x3) input transform of one channel's phase planes: 36 values per tile into `out`.
     static func f4Input(channel: UnsafePointer<Float>, phasePlane: Int, phaseWidth: Int, tileRowStart: Int,

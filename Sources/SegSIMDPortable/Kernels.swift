@@ -181,19 +181,29 @@ public enum Kernels: SIMDKernelSet {
 
     // MARK: F(4x4, 3x3)
 
-    public static func f4SplitRow(line: UnsafePointer<Float>, row: UnsafeMutablePointer<Float>, phasePlane: Int,
-                                  phaseWidth tw: Int) {
+    public static func f4SplitPaddedRow(input: UnsafePointer<Float>, width: Int, row: UnsafeMutablePointer<Float>,
+                                        phasePlane: Int, phaseWidth tw: Int) {
+        @inline(__always) func column(_ t: Int) {
+            for phase in 0..<4 {
+                let x = 4 * t + phase
+                row[phase * phasePlane + t] = x >= 1 && x <= width ? input[x - 1] : 0
+            }
+        }
+        // Sixteen input columns 4t ..< 4t + 16 at a time (aligned loads when the row is): input
+        // column x is padded column x + 1, so x % 4 = 0, 1, 2 go to phases 1, 2, 3 of column x / 4
+        // and x % 4 = 3 to phase 0 of the next column.
+        row[0] = 0
         var t = 0
-        while t + 4 <= tw {
-            let a = load16(line + 4 * t)
-            store4(a.evenHalf.evenHalf, row + t)
-            store4(a.oddHalf.evenHalf, row + phasePlane + t)
-            store4(a.evenHalf.oddHalf, row + 2 * phasePlane + t)
-            store4(a.oddHalf.oddHalf, row + 3 * phasePlane + t)
+        while t + 4 <= tw && 4 * t + 16 <= width {
+            let a = load16(input + 4 * t)
+            store4(a.evenHalf.evenHalf, row + phasePlane + t)
+            store4(a.oddHalf.evenHalf, row + 2 * phasePlane + t)
+            store4(a.evenHalf.oddHalf, row + 3 * phasePlane + t)
+            store4(a.oddHalf.oddHalf, row + t + 1)
             t += 4
         }
         while t < tw {
-            for phase in 0..<4 { row[phase * phasePlane + t] = line[4 * t + phase] }
+            column(t)
             t += 1
         }
     }

@@ -236,6 +236,35 @@ import Testing
         #expect(relativeError(out, expected) < Self.tolerance(variant), comment)
     }
 
+    /// The F(4x4) input split reads each input row in place: a zero column on the left, zeros
+    /// past the row's end, every padded column in its phase plane, and nothing written between
+    /// the planes. Widths below, at and past the 16-column vector runs, unaligned rows.
+    @Test func f4SplitPaddedRowMatchesTheNaiveSplit() {
+        let sentinel: Float = -7777
+        for isa in KernelISA.supportedHere {
+            for width in [1, 3, 4, 15, 16, 17, 20, 31, 32, 33, 64, 70, 128, 133] {
+                let tw = (width + 3) / 4 + 1, phasePlane = tw + 3
+                var rng = TestRandom(UInt64(width))
+                let storage = [sentinel] + rng.floats(width)  // the row starts one float in: unaligned
+                var row = [Float](repeating: sentinel, count: 4 * phasePlane)
+                storage.withUnsafeBufferPointer { s in
+                    row.withUnsafeMutableBufferPointer { r in
+                        isa.kernels.f4SplitPaddedRow(input: s.baseAddress! + 1, width: width, row: r.baseAddress!,
+                                                     phasePlane: phasePlane, phaseWidth: tw)
+                    }
+                }
+                var expected = [Float](repeating: sentinel, count: 4 * phasePlane)
+                for t in 0..<tw {
+                    for phase in 0..<4 {
+                        let x = 4 * t + phase
+                        expected[phase * phasePlane + t] = x >= 1 && x <= width ? storage[x] : 0
+                    }
+                }
+                #expect(row == expected, "\(isa) width \(width)")
+            }
+        }
+    }
+
     /// F(4x4, 3x3)'s larger transform coefficients round about ten times more than F(2x2, 3x3)'s.
     static func tolerance(_ variant: Winograd.Variant) -> Float { variant == .f2x2 ? 1e-5 : 1e-4 }
 
