@@ -23,7 +23,8 @@ public enum Conv2D {
 
     /// 3x3 convolution, stride 1, zero padding 1.
     ///
-    /// - input: [inChannels, height, width]
+    /// - input: [inChannels, height, width]; with `upperInput`, only its first `upperFrom`
+    ///   channels, the others being read from `upperInput` (see `Conv2D.plane`).
     /// - weight: [outChannels, inChannels, 3, 3] (OIHW); row `o` starts at `weight + o * weightRowStride`,
     ///   so a slice of the input channels of a larger weight can be used without copying
     ///   (`weightRowStride` >= inChannels * 9).
@@ -34,7 +35,8 @@ public enum Conv2D {
     /// - activation: applied to the final output values.
     /// - scratch: at least `scratchCount(inChannels:height:width:bandColumns:)` floats.
     public static func conv3x3(
-        input: UnsafePointer<Float>, inChannels: Int, height: Int, width: Int,
+        input: UnsafePointer<Float>, upperInput: UnsafePointer<Float>? = nil, upperFrom: Int = 0,
+        inChannels: Int, height: Int, width: Int,
         weight: UnsafePointer<Float>, weightRowStride: Int? = nil, outChannels: Int,
         bias: UnsafePointer<Float>?,
         output: UnsafeMutablePointer<Float>, accumulate: Bool = false, addend: UnsafePointer<Float>? = nil,
@@ -44,6 +46,7 @@ public enum Conv2D {
     ) {
         precondition(!(accumulate && bias != nil), "conv3x3: bias with accumulate is not supported")
         precondition(addend == nil || (!accumulate && bias == nil), "conv3x3: an addend excludes accumulate and bias")
+        precondition(upperInput == nil || (0...inChannels).contains(upperFrom), "conv3x3: upperFrom out of range")
         let k = inChannels * 9
         let ldw = weightRowStride ?? k
         precondition(ldw >= k, "conv3x3: weight row stride too small")
@@ -60,8 +63,9 @@ public enum Conv2D {
             for band in range {
                 let y0 = band * rows, y1 = min(height, y0 + rows)
                 let columns = (y1 - y0) * width
-                im2col3x3(input: input, channels: inChannels, height: height, width: width,
-                          rowStart: y0, rowEnd: y1, into: col, threads: slots == 1 ? threads : 1)
+                im2col3x3(input: input, upperInput: upperInput, upperFrom: upperFrom, channels: inChannels,
+                          height: height, width: width, rowStart: y0, rowEnd: y1, into: col,
+                          threads: slots == 1 ? threads : 1)
                 let out = output + y0 * width
                 var beta: Float = accumulate ? 1 : 0
                 if let bias {
@@ -86,17 +90,28 @@ public enum Conv2D {
         }
     }
 
+    /// Channel `c` of a convolution input of planes of `size` floats: from `input`, or, when
+    /// `upper` is given, from `upper` for the channels from `split` on (its first plane is
+    /// channel `split`). So a concatenation [a; b] along the channels is read in place.
+    @inline(__always)
+    static func plane(_ c: Int, of input: UnsafePointer<Float>, upper: UnsafePointer<Float>?, from split: Int,
+                      size: Int) -> UnsafePointer<Float> {
+        if let upper, c >= split { return upper + (c - split) * size }
+        return input + c * size
+    }
+
     /// Unfolds rows [rowStart, rowEnd) of a [channels, height, width] image into
     /// [channels * 9, (rowEnd - rowStart) * width], row index c*9 + ky*3 + kx.
     public static func im2col3x3(
-        input: UnsafePointer<Float>, channels: Int, height: Int, width: Int,
+        input: UnsafePointer<Float>, upperInput: UnsafePointer<Float>? = nil, upperFrom: Int = 0,
+        channels: Int, height: Int, width: Int,
         rowStart: Int, rowEnd: Int, into col: UnsafeMutablePointer<Float>, threads: Int = Parallel.threadCount
     ) {
         let bandRows = rowEnd - rowStart
         let columns = bandRows * width
         Parallel.forEachChunk(channels, maxChunks: threads) { _, range in
         for c in range {
-            let plane = input + c * height * width
+            let plane = Conv2D.plane(c, of: input, upper: upperInput, from: upperFrom, size: height * width)
             for ky in 0..<3 {
                 for kx in 0..<3 {
                     let dst = col + ((c * 9 + ky * 3 + kx) * columns)

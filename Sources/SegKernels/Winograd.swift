@@ -123,12 +123,15 @@ public enum Winograd {
         return padded + 16 * (inChannels * rows * tilesX + planePad) + 16 * (outChannels * rows * tilesX + planePad)
     }
 
-    /// - input: [filter.inChannels, height, width]; output: [filter.outChannels, height, width],
+    /// - input: [filter.inChannels, height, width]; with `upperInput`, only its first
+    ///   `upperFrom` channels, the others being read from `upperInput` (a concatenation read in
+    ///   place). output: [filter.outChannels, height, width],
     ///   overwritten (plus bias) or, with `accumulate`, added to (bias must then be nil).
     /// - addend: [filter.outChannels, height, width] or nil: output = addend + convolution, read
     ///   as the output is written (no copy first; bias must be nil, and `accumulate` false).
     public static func conv3x3(
-        input: UnsafePointer<Float>, height: Int, width: Int, filter: Filter,
+        input: UnsafePointer<Float>, upperInput: UnsafePointer<Float>? = nil, upperFrom: Int = 0,
+        height: Int, width: Int, filter: Filter,
         bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, accumulate: Bool = false,
         addend: UnsafePointer<Float>? = nil, activation: Activation = .none,
         scratch: UnsafeMutablePointer<Float>, scratchCapacity: Int, bandTiles: Int? = nil,
@@ -137,12 +140,14 @@ public enum Winograd {
         let kernels = isa.kernels
         precondition(!(accumulate && bias != nil), "winograd: bias with accumulate is not supported")
         precondition(addend == nil || (!accumulate && bias == nil), "winograd: an addend excludes accumulate and bias")
+        precondition(upperInput == nil || (0...filter.inChannels).contains(upperFrom), "winograd: upperFrom out of range")
         let addend = accumulate ? UnsafePointer(output) : addend
         let cin = filter.inChannels, cout = filter.outChannels
         precondition(scratchCapacity >= scratchCount(inChannels: cin, outChannels: cout, height: height, width: width,
                                                      bandTiles: bandTiles, variant: filter.variant), "winograd: scratch too small")
         if filter.variant == .f4x4 {
-            conv3x3F4(input: input, height: height, width: width, filter: filter, bias: bias, output: output,
+            conv3x3F4(input: input, upperInput: upperInput, upperFrom: upperFrom, height: height, width: width,
+                      filter: filter, bias: bias, output: output,
                       addend: addend, activation: activation, scratch: scratch,
                       bandTiles: bandTiles ?? defaultBandTilesF4, threads: threads, kernels: kernels)
             return
@@ -155,13 +160,14 @@ public enum Winograd {
         let padded = scratch
         Parallel.forEachChunk(cin, maxChunks: threads) { _, channels in
             for c in channels {
+                let channel = Conv2D.plane(c, of: input, upper: upperInput, from: upperFrom, size: height * width)
                 let plane = padded + c * ph * pw
                 // Only the border is zeroed: the interior is overwritten by the copy.
                 plane.update(repeating: 0, count: pw)
                 for y in 0..<height {
                     let row = plane + (y + 1) * pw
                     row[0] = 0
-                    (row + 1).update(from: input + (c * height + y) * width, count: width)
+                    (row + 1).update(from: channel + y * width, count: width)
                     (row + 1 + width).update(repeating: 0, count: pw - 1 - width)
                 }
                 (plane + (height + 1) * pw).update(repeating: 0, count: (ph - height - 1) * pw)

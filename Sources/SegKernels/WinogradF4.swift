@@ -84,7 +84,7 @@ extension Winograd {
     }
 
     static func conv3x3F4(
-        input: UnsafePointer<Float>, height: Int, width: Int, filter: Filter,
+        input: UnsafePointer<Float>, upperInput: UnsafePointer<Float>?, upperFrom: Int, height: Int, width: Int, filter: Filter,
         bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, addend: UnsafePointer<Float>?,
         activation: Activation, scratch: UnsafeMutablePointer<Float>, bandTiles: Int, threads: Int,
         kernels: any SIMDKernelSet.Type
@@ -102,6 +102,7 @@ extension Winograd {
         Parallel.forEachChunk(cin, maxChunks: threads) { _, channels in
             // Zero rows above and below; each input row padded and split by phase in one pass.
             for c in channels {
+                let channel = Conv2D.plane(c, of: input, upper: upperInput, from: upperFrom, size: height * width)
                 let phases = padded + c * 4 * phasePlane
                 for phase in 0..<4 {
                     let plane = phases + phase * phasePlane
@@ -109,7 +110,7 @@ extension Winograd {
                     (plane + (height + 1) * tw).update(repeating: 0, count: (ph - height - 1) * tw)
                 }
                 for y in 0..<height {
-                    kernels.f4SplitPaddedRow(input: input + (c * height + y) * width, width: width,
+                    kernels.f4SplitPaddedRow(input: channel + y * width, width: width,
                                              row: phases + (y + 1) * tw, phasePlane: phasePlane, phaseWidth: tw)
                 }
             }

@@ -178,8 +178,10 @@ public final class InferenceSession {
 
     // MARK: - Forward pass
 
+    /// With `upper`, the input's channels from `upperFrom` on are read from `upper` (a
+    /// concatenation read in place).
     private func conv(
-        _ input: UnsafePointer<Float>, _ channels: Int, _ side: Int,
+        _ input: UnsafePointer<Float>, upper: UnsafePointer<Float>? = nil, upperFrom: Int = 0, _ channels: Int, _ side: Int,
         weight: UnsafePointer<Float>, rowStride: Int, outChannels: Int, bias: UnsafePointer<Float>?,
         into output: UnsafeMutablePointer<Float>, plus addend: UnsafePointer<Float>? = nil,
         activation: Activation = .none, filter: Winograd.Filter?, lane: Lane? = nil, threads: Int = Parallel.threadCount
@@ -188,13 +190,14 @@ public final class InferenceSession {
         if let filter, useWinograd {
             // The Winograd output transform adds the addend as it writes (im2col copies it in
             // band by band, just before each band's product): no pass over it first.
-            Winograd.conv3x3(input: input, height: side, width: side, filter: filter, bias: bias, output: output,
+            Winograd.conv3x3(input: input, upperInput: upper, upperFrom: upperFrom, height: side, width: side,
+                             filter: filter, bias: bias, output: output,
                              addend: addend, activation: activation,
                              scratch: col.pointer, scratchCapacity: col.capacity, threads: threads)
             return
         }
         Conv2D.conv3x3(
-            input: input, inChannels: channels, height: side, width: side,
+            input: input, upperInput: upper, upperFrom: upperFrom, inChannels: channels, height: side, width: side,
             weight: weight, weightRowStride: rowStride, outChannels: outChannels, bias: bias,
             output: output, addend: addend, activation: activation,
             scratch: col.pointer, scratchCapacity: col.capacity, threads: threads)
@@ -235,14 +238,19 @@ public final class InferenceSession {
     ///
     /// `entry(lane, part, range, supportConv)` handles the entries `range` (block `part` of
     /// `blocks`) on `lane`: for each entry it prepares the input `v_i` and calls
-    /// `supportConv(v_i, dest)`, which writes `v'_i = SupportConvOp(q + W_v * v_i)` to `dest`.
-    /// Entries are independent; lanes work on them side by side.
+    /// `supportConv(v_i, upper, dest)`, which writes `v'_i = SupportConvOp(q + W_v * v_i)` to
+    /// `dest`. Entries are independent; lanes work on them side by side.
+    ///
+    /// The decoder's inputs are concatenations [up(u); skip]: each input given with an upper
+    /// stack (`queryUpper`, `meanSupportUpper`, the `upper` of `supportConv`) holds its
+    /// channels from `upperFrom` on there, and is read in place.
     private func crossBlock(
-        _ block: CrossBlockWeights, side: Int, query u: UnsafePointer<Float>, queryChannels cu: Int,
-        meanSupport: UnsafePointer<Float>, supportChannels cv: Int, queryOutput: UnsafeMutablePointer<Float>,
+        _ block: CrossBlockWeights, side: Int, query u: UnsafePointer<Float>, queryUpper: UnsafePointer<Float>? = nil,
+        queryChannels cu: Int, meanSupport: UnsafePointer<Float>, meanSupportUpper: UnsafePointer<Float>? = nil,
+        supportChannels cv: Int, upperFrom: Int = 0, queryOutput: UnsafeMutablePointer<Float>,
         entries n: Int, blocks: Int? = nil, supportPath: Bool = true,
         entry: (_ lane: Lane, _ part: Int, _ range: Range<Int>,
-                _ supportConv: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> Void
+                _ supportConv: (UnsafePointer<Float>, UnsafePointer<Float>?, UnsafeMutablePointer<Float>) -> Void) -> Void
     ) {
         precondition(cu == block.queryChannels && cv == block.supportChannels, "cross block channel mismatch")
         let w = block.width
@@ -250,12 +258,12 @@ public final class InferenceSession {
         let leaky = Activation.leakyReLU(slope)
         let wu = block.cross.pointer, wv = block.cross.pointer + cu * 9
         // Query half of the cross conv, once: q = W_u * u + b.
-        conv(u, cu, side, weight: wu, rowStride: ldw, outChannels: w, bias: block.crossBias.pointer, into: q.pointer,
-             filter: block.crossQueryFilter)
+        conv(u, upper: queryUpper, upperFrom: upperFrom, cu, side, weight: wu, rowStride: ldw, outChannels: w,
+             bias: block.crossBias.pointer, into: q.pointer, filter: block.crossQueryFilter)
         // Query path: mean_i z_i = q + W_v * mean_i v_i.
         let zq = lanes[0].z.pointer
-        conv(meanSupport, cv, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
-             into: zq, plus: q.pointer, filter: block.crossSupportFilter)
+        conv(meanSupport, upper: meanSupportUpper, upperFrom: upperFrom, cv, side, weight: wv, rowStride: ldw,
+             outChannels: w, bias: nil, into: zq, plus: q.pointer, filter: block.crossSupportFilter)
         conv(zq, w, side, weight: block.target.pointer, rowStride: w * 9, outChannels: w,
              bias: block.targetBias.pointer, into: queryOutput, activation: leaky, filter: block.targetFilter)
         guard supportPath else { return }
@@ -263,9 +271,9 @@ public final class InferenceSession {
         let qp = UnsafePointer(q.pointer)
         forEachEntry(n, blocks: blocks) { lane, threads, part, range in
             let z = lane.z.pointer
-            entry(lane, part, range) { input, dest in
-                conv(input, cv, side, weight: wv, rowStride: ldw, outChannels: w, bias: nil,
-                     into: z, plus: qp, filter: block.crossSupportFilter, lane: lane, threads: threads)
+            entry(lane, part, range) { input, upper, dest in
+                conv(input, upper: upper, upperFrom: upperFrom, cv, side, weight: wv, rowStride: ldw, outChannels: w,
+                     bias: nil, into: z, plus: qp, filter: block.crossSupportFilter, lane: lane, threads: threads)
                 conv(z, w, side, weight: block.support.pointer, rowStride: w * 9, outChannels: w,
                      bias: block.supportBias.pointer, into: dest, activation: leaky, filter: block.supportFilter,
                      lane: lane, threads: threads)
@@ -335,7 +343,7 @@ public final class InferenceSession {
                     } else {
                         dest = skipVP + i * w * hw
                     }
-                    supportConv(vp + i * inStride, dest)
+                    supportConv(vp + i * inStride, nil, dest)
                     if l == 0 { Self.addToPartialSum(entry: i, of: range, output: dest, partial: partials[part], count: w * hw) }
                     if !isLast {
                         Resample.maxPool2x2(input: dest, channels: w, height: entrySide, width: entrySide,
@@ -375,11 +383,11 @@ public final class InferenceSession {
             let cSkip = cfg.encoderWidths[l]
             let cin = cPrev + cSkip
             let w = block.width
-            // Query input [up(u); skip].
+            // Query input [up(u); skip], the skip read in place.
             Resample.upsampleBilinear2x(input: u, channels: cPrev, height: prevSide, width: prevSide, output: uin.pointer,
                                         threads: threads)
-            (uin.pointer + cPrev * hw).update(from: skipU[l].pointer, count: cSkip * hw)
-            // Mean support input [up(mean_i v_i); mean_i skip_i] (upsampling is linear).
+            // Mean support input [up(mean_i v_i); mean_i skip_i] (upsampling is linear); at level 0
+            // the skips' mean is read in place from their partial sums' mean.
             let prevHW = prevSide * prevSide
             if !supportMeanReady {
                 Elementwise.mean(v, entries: n, entryStride: cPrev * prevHW, count: cPrev * prevHW, into: meanPrev.pointer,
@@ -387,9 +395,7 @@ public final class InferenceSession {
             }
             Resample.upsampleBilinear2x(input: meanPrev.pointer, channels: cPrev, height: prevSide, width: prevSide,
                                         output: meanIn.pointer, threads: threads)
-            if l == 0 {
-                (meanIn.pointer + cPrev * hw).update(from: skipMean0.pointer, count: cSkip * hw)
-            } else {
+            if l != 0 {
                 Elementwise.mean(skipV[l].pointer, entries: n, entryStride: cSkip * hw, count: cSkip * hw,
                                  into: meanIn.pointer + cPrev * hw, threads: threads)
             }
@@ -397,20 +403,22 @@ public final class InferenceSession {
             let vp = v, vNextP = vNext.pointer, skipVP = skipV[l].pointer
             let blocks = feedsOnlyAMean ? partialSumBlocks(n, workers: passWorkers) : n
             let partials = skipPartials
-            crossBlock(block, side: side, query: uin.pointer, queryChannels: cin, meanSupport: meanIn.pointer,
-                       supportChannels: cin, queryOutput: uNext.pointer, entries: n, blocks: blocks,
+            crossBlock(block, side: side, query: uin.pointer, queryUpper: skipU[l].pointer, queryChannels: cin,
+                       meanSupport: meanIn.pointer, meanSupportUpper: l == 0 ? skipMean0.pointer : nil,
+                       supportChannels: cin, upperFrom: cPrev, queryOutput: uNext.pointer, entries: n, blocks: blocks,
                        supportPath: !isLast) { lane, part, range, supportConv in
                 let vin = lane.vin.pointer
                 for i in range {
+                    // [up(v_i); skip_i], the skip read in place.
                     Resample.upsampleBilinear2x(input: vp + i * cPrev * prevHW, channels: cPrev, height: prevSide,
                                                 width: prevSide, output: vin)
-                    (vin + cPrev * hw).update(from: skipVP + i * cSkip * hw, count: cSkip * hw)
+                    let skip = skipVP + i * cSkip * hw
                     if feedsOnlyAMean {
                         let dest = Self.partialSumDestination(entry: i, of: range, partial: partials[part], lane: lane)
-                        supportConv(vin, dest)
+                        supportConv(vin, skip, dest)
                         Self.addToPartialSum(entry: i, of: range, output: dest, partial: partials[part], count: w * hw)
                     } else {
-                        supportConv(vin, vNextP + i * w * hw)
+                        supportConv(vin, skip, vNextP + i * w * hw)
                     }
                 }
             }

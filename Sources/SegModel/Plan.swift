@@ -9,7 +9,8 @@ struct Plan {
     let winograd: Int
     /// Largest block output (channels x side^2) over all blocks.
     let blockOutput: Int
-    /// Largest block input (channels x side^2), for the concatenated decoder inputs and means.
+    /// Largest block input (channels x side^2) held in a buffer: the mean support inputs, the
+    /// upsampled part of the decoder inputs.
     let blockInput: Int
     /// Largest per-entry support tensor kept between blocks.
     let supportPerEntry: Int
@@ -40,7 +41,11 @@ struct Plan {
             im2col = max(im2col, Conv2D.scratchCount(inChannels: max(cin, w), height: s, width: s))
             winograd = max(winograd, Plan.winogradScratch(inChannels: max(cin, w), outChannels: w, side: s))
             out = max(out, w * s * s)
-            input = max(input, cin * s * s)
+            // The decoder's inputs [up(prev); skip] read the skip in place (an upper stack), so
+            // their buffers hold only the upsampled channels; the mean support input of a block
+            // above level 0 is written whole (the mean of the skips goes in after them).
+            let cPrev = j == 0 ? cfg.encoderWidths[cfg.levels - 1] : cfg.decoderWidths[j - 1]
+            input = max(input, (l == 0 ? cPrev : cin) * s * s)
             // Per entry only below the last two blocks: the last one has no support outputs,
             // and those of the one before it are kept as partial sums.
             if j < cfg.levels - 3 { perEntry = max(perEntry, w * s * s) }

@@ -265,6 +265,59 @@ import Testing
         }
     }
 
+    /// A concatenation [a; b] along the channels, given as two stacks (`upperInput` from channel
+    /// `upperFrom`), convolves exactly as the same channels in one stack: Winograd of both
+    /// variants on every build, and im2col on one and three threads. Splits at the first
+    /// channel, inside, and at the end (no upper channels).
+    @Test func twoStacksConvolveExactlyAsOne() {
+        let (cin, cout, h, w) = (12, 5, 9, 70)
+        var rng = TestRandom(404)
+        let x = rng.floats(cin * h * w)
+        let weight = rng.floats(cout * cin * 9, scale: 0.5)
+        let bias = rng.floats(cout)
+        for split in [0, 5, cin] {
+            let lower = Array(x[0..<(split * h * w)]) + [.nan]  // never read past the split
+            let upper = Array(x[(split * h * w)...]) + [.nan]
+            for variant in Winograd.Variant.allCases {
+                let filter = weight.withUnsafeBufferPointer {
+                    Winograd.Filter(weight: $0.baseAddress!, rowStride: cin * 9, inChannels: cin, outChannels: cout,
+                                    variant: variant)
+                }
+                let count = Winograd.scratchCount(inChannels: cin, outChannels: cout, height: h, width: w, variant: variant)
+                for isa in KernelISA.supportedHere {
+                    var scratch = [Float](repeating: .nan, count: count)
+                    var one = [Float](repeating: .nan, count: cout * h * w), two = one
+                    bias.withUnsafeBufferPointer { bp in
+                        Winograd.conv3x3(input: x, height: h, width: w, filter: filter, bias: bp.baseAddress!, output: &one,
+                                         activation: .leakyReLU(0.01), scratch: &scratch, scratchCapacity: count, isa: isa)
+                        Winograd.conv3x3(input: lower, upperInput: upper, upperFrom: split, height: h, width: w,
+                                         filter: filter, bias: bp.baseAddress!, output: &two, activation: .leakyReLU(0.01),
+                                         scratch: &scratch, scratchCapacity: count, isa: isa)
+                    }
+                    #expect(two == one, "\(isa) \(variant) split \(split)")
+                    #expect(relativeError(one, Naive.conv3x3(x, cin: cin, h: h, w: w, weight: weight, cout: cout, bias: bias)
+                        .map { $0 < 0 ? 0.01 * $0 : $0 }) < Self.tolerance(variant), "\(isa) \(variant)")
+                }
+            }
+            let count = Conv2D.scratchCount(inChannels: cin, height: h, width: w, bandColumns: 2 * w) * 3
+            for threads in [1, 3] {
+                var scratch = [Float](repeating: .nan, count: count)
+                var one = [Float](repeating: .nan, count: cout * h * w), two = one
+                weight.withUnsafeBufferPointer { wp in
+                    bias.withUnsafeBufferPointer { bp in
+                        Conv2D.conv3x3(input: x, inChannels: cin, height: h, width: w, weight: wp.baseAddress!,
+                                       outChannels: cout, bias: bp.baseAddress!, output: &one, scratch: &scratch,
+                                       scratchCapacity: count, bandColumns: 2 * w, threads: threads)
+                        Conv2D.conv3x3(input: lower, upperInput: upper, upperFrom: split, inChannels: cin, height: h, width: w,
+                                       weight: wp.baseAddress!, outChannels: cout, bias: bp.baseAddress!, output: &two,
+                                       scratch: &scratch, scratchCapacity: count, bandColumns: 2 * w, threads: threads)
+                    }
+                }
+                #expect(two == one, "im2col, \(threads) threads, split \(split)")
+            }
+        }
+    }
+
     /// F(4x4, 3x3)'s larger transform coefficients round about ten times more than F(2x2, 3x3)'s.
     static func tolerance(_ variant: Winograd.Variant) -> Float { variant == .f2x2 ? 1e-5 : 1e-4 }
 
