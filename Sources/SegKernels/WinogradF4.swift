@@ -37,7 +37,40 @@ extension Winograd {
                     var c0 = 0
                     while c0 < inChannels {
                         let count = min(16, inChannels - c0)
-                        for dc in 0..<count {
+                        // Eight channels at a time in the lanes of a vector (each lane the same
+                        // double operations as one channel alone), then the rest one by one.
+                        var first = 0
+                        while first + 8 <= count {
+                            let g = weight + o * rowStride + (c0 + first) * 9
+                            @inline(__always) func tap(_ k: Int) -> SIMD8<Double> {
+                                SIMD8(Double(g[k]), Double(g[9 + k]), Double(g[18 + k]), Double(g[27 + k]),
+                                      Double(g[36 + k]), Double(g[45 + k]), Double(g[54 + k]), Double(g[63 + k]))
+                            }
+                            let t0 = applyG8(tap(0), tap(3), tap(6))
+                            let t1 = applyG8(tap(1), tap(4), tap(7))
+                            let t2 = applyG8(tap(2), tap(5), tap(8))
+                            @inline(__always) func store(_ i: Int, _ row: (SIMD8<Double>, SIMD8<Double>, SIMD8<Double>,
+                                                                           SIMD8<Double>, SIMD8<Double>, SIMD8<Double>)) {
+                                let out = block + i * 6 * 16 + first
+                                @inline(__always) func put(_ j: Int, _ v: SIMD8<Double>) {
+                                    UnsafeMutableRawPointer(out + 16 * j).storeBytes(of: SIMD8<Float>(v), as: SIMD8<Float>.self)
+                                }
+                                put(0, row.0)
+                                put(1, row.1)
+                                put(2, row.2)
+                                put(3, row.3)
+                                put(4, row.4)
+                                put(5, row.5)
+                            }
+                            store(0, applyG8(t0.0, t1.0, t2.0))
+                            store(1, applyG8(t0.1, t1.1, t2.1))
+                            store(2, applyG8(t0.2, t1.2, t2.2))
+                            store(3, applyG8(t0.3, t1.3, t2.3))
+                            store(4, applyG8(t0.4, t1.4, t2.4))
+                            store(5, applyG8(t0.5, t1.5, t2.5))
+                            first += 8
+                        }
+                        for dc in first..<count {
                             let g = weight + o * rowStride + (c0 + dc) * 9
                             // Gg (6 x 3), one column of g at a time, then (Gg) Gᵀ one row of Gg
                             // at a time, in double precision.
@@ -74,6 +107,19 @@ extension Winograd {
     /// product changes nothing but the sign of a zero).
     @inline(__always)
     static func applyG(_ a: Double, _ b: Double, _ c: Double) -> (Double, Double, Double, Double, Double, Double) {
+        let s6 = 1.0 / 6, s12 = 1.0 / 12, s24 = 1.0 / 24
+        return (0.25 * a,
+                -s6 * a + -s6 * b + -s6 * c,
+                -s6 * a + s6 * b + -s6 * c,
+                s24 * a + s12 * b + s6 * c,
+                s24 * a + -s12 * b + s6 * c,
+                c)
+    }
+
+    /// `applyG` on eight lanes: the same operations, in the same order, on each.
+    @inline(__always)
+    static func applyG8(_ a: SIMD8<Double>, _ b: SIMD8<Double>, _ c: SIMD8<Double>)
+        -> (SIMD8<Double>, SIMD8<Double>, SIMD8<Double>, SIMD8<Double>, SIMD8<Double>, SIMD8<Double>) {
         let s6 = 1.0 / 6, s12 = 1.0 / 12, s24 = 1.0 / 24
         return (0.25 * a,
                 -s6 * a + -s6 * b + -s6 * c,

@@ -265,6 +265,37 @@ import Testing
         }
     }
 
+    /// The F(4x4) filter transform G g Gᵀ, against the textbook G written out here: channel
+    /// counts that take the eight-lane path, the one-by-one path and both, in one block of 16
+    /// and across blocks.
+    @Test(arguments: [1, 7, 8, 13, 16, 20, 33])
+    func f4FilterTransformMatchesTheTextbookG(inChannels cin: Int) {
+        let cout = 3
+        let G: [[Double]] = [[0.25, 0, 0], [-1.0 / 6, -1.0 / 6, -1.0 / 6], [-1.0 / 6, 1.0 / 6, -1.0 / 6],
+                             [1.0 / 24, 1.0 / 12, 1.0 / 6], [1.0 / 24, -1.0 / 12, 1.0 / 6], [0, 0, 1]]
+        var rng = TestRandom(UInt64(500 + cin))
+        let rowStride = cin * 9 + 5  // rows further apart than their channels, as slices are
+        let weight = rng.floats(cout * rowStride)
+        let filter = weight.withUnsafeBufferPointer {
+            Winograd.Filter(weight: $0.baseAddress!, rowStride: rowStride, inChannels: cin, outChannels: cout, variant: .f4x4)
+        }
+        var worst = 0.0
+        for o in 0..<cout {
+            for c in 0..<cin {
+                let g = (0..<9).map { Double(weight[o * rowStride + c * 9 + $0]) }
+                for i in 0..<6 {
+                    for j in 0..<6 {
+                        var sum = 0.0
+                        for a in 0..<3 { for b in 0..<3 { sum += G[i][a] * g[a * 3 + b] * G[j][b] } }
+                        let got = Double(filter.u[(6 * i + j) * cout * cin + o * cin + c])
+                        worst = max(worst, abs(got - sum) / max(1e-3, abs(sum)))
+                    }
+                }
+            }
+        }
+        #expect(worst < 1e-6, "worst relative difference \(worst)")
+    }
+
     /// A concatenation [a; b] along the channels, given as two stacks (`upperInput` from channel
     /// `upperFrom`), convolves exactly as the same channels in one stack: Winograd of both
     /// variants on every build, and im2col on one and three threads. Splits at the first
