@@ -14,7 +14,8 @@
 //   SegOperations     journald/stderr logging, systemd notify, Prometheus metrics and endpoint
 //   SegDaemon    the Kafka pipeline: bounded executor, in-order commits, watchdog
 //   SegHTTP      bounded HTTP(S) client (URLSession): size limits while reading, transient vs permanent
-//   CDcmtk       C++ shim over Debian's DCMTK 3.6.7: decode DICOM pixels, write DICOM SEG (dcmseg)
+//   CDcmtk       C API of the DCMTK shim; loads CDcmtkShim (libUniverSegDCMTK.so) at the first call
+//   CDcmtkShim   C++ shim over Debian's DCMTK 3.6.7: decode DICOM pixels, write DICOM SEG (dcmseg)
 //   SegDICOM     DICOM objects (parse, frames as modality values, slice order) and SEG writing
 //   SegDICOMweb  DICOMweb client (QIDO-RS, WADO-RS, STOW-RS) over SegHTTP
 //   SegPlatform  versions of the linked C libraries
@@ -46,6 +47,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "universeg-worker", targets: ["UniverSegWorker"]),
+        // libUniverSegDCMTK.so: the DCMTK shim, loaded by the executable at its first DICOM call.
+        // It goes beside the executable, or in ../lib/universeg-worker (the Debian package).
+        .library(name: "UniverSegDCMTK", type: .dynamic, targets: ["CDcmtkShim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -59,17 +63,22 @@ let package = Package(
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
 
+        // The DCMTK shim (C++), a shared library of its own that CDcmtk loads at the first DICOM
+        // call, so that a process which never touches DICOM does not load DCMTK's 22 libraries.
         // DCMTK's dcmtk.pc is unusable (it requires sndfile, which libdcmtk-dev does not pull in):
         // the libraries are named explicitly instead of through pkg-config.
         .target(
-            name: "CDcmtk",
-            cxxSettings: [.unsafeFlags(["-std=c++17"])],
+            name: "CDcmtkShim",
+            publicHeadersPath: ".",  // no public headers: dcmshim.h belongs to CDcmtk
+            cxxSettings: [.headerSearchPath("../CDcmtk/include"), .unsafeFlags(["-std=c++17", "-fvisibility=hidden"])],
             linkerSettings: [
                 .linkedLibrary("dcmseg"), .linkedLibrary("dcmfg"), .linkedLibrary("dcmiod"),
                 .linkedLibrary("dcmjpls"), .linkedLibrary("dcmjpeg"), .linkedLibrary("dcmimage"),
                 .linkedLibrary("dcmimgle"), .linkedLibrary("dcmdata"), .linkedLibrary("oflog"), .linkedLibrary("ofstd"),
             ]
         ),
+        // dcmshim.h and its loader (C): forwards every call to the shim library once loaded.
+        .target(name: "CDcmtk", linkerSettings: [.linkedLibrary("dl")]),
 
         // MARK: Compute
         .target(name: "SegTiming", swiftSettings: swiftSettings),
@@ -148,7 +157,7 @@ let package = Package(
         .testTarget(name: "SegDICOMwebTests", dependencies: ["SegDICOMweb", "SegHTTP", "SegTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "SegKafkaTests", dependencies: ["SegKafka", "SegTesting"], swiftSettings: swiftSettings),
         .testTarget(
-            name: "SegServiceTests", dependencies: ["SegService", "SegIO", "SegModel", "SegOperations", "SegTesting"],
+            name: "SegServiceTests", dependencies: ["SegService", "SegDICOM", "SegIO", "SegModel", "SegOperations", "SegTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs universeg-worker as a systemd service: the binary, the shipped weights, the units
+# Installs universeg-worker as a systemd service: the binary and its DICOM library
+# (libUniverSegDCMTK.so, in PREFIX/lib/universeg-worker), the shipped weights, the units
 # (universeg-worker.service and universeg-worker@.service), the sysusers.d and tmpfiles.d entries,
 # and a default /etc/universeg-worker/worker.json when there is none. See Deploy/README.md.
 #
@@ -21,7 +22,8 @@ Usage: Deploy/install.sh [--prefix DIR] [--destdir DIR] [--binary FILE] [--dry-r
   --destdir DIR   stage everything under DIR (also: DESTDIR=DIR); installs files only: no users,
                   no directories in /var, no daemon-reload
   --binary FILE   the universeg-worker executable to install (default: .build/release/universeg-worker,
-                  built with `swift build -c release` when missing)
+                  built with `swift build -c release` when missing); its DICOM library
+                  libUniverSegDCMTK.so is taken from beside it
   --dry-run       print every step, change nothing
 EOF
 }
@@ -102,12 +104,23 @@ else
     if [ ! -x "$BINARY" ]; then
         say "no release build at $BINARY: building it"
         if [ "$DRY_RUN" -eq 1 ]; then
-            echo "would run: (cd $ROOT && swift build -c release --product universeg-worker)"
+            echo "would run: (cd $ROOT && swift build -c release --product universeg-worker && swift build -c release --product UniverSegDCMTK)"
         else
             command -v swift >/dev/null 2>&1 || { echo "error: swift is not on PATH: build first, or pass --binary FILE" >&2; exit 1; }
-            (cd "$ROOT" && swift build -c release --product universeg-worker)
+            (cd "$ROOT" && swift build -c release --product universeg-worker && swift build -c release --product UniverSegDCMTK)
             [ -x "$BINARY" ] || { echo "error: the build did not produce $BINARY" >&2; exit 1; }
         fi
+    fi
+fi
+
+# The DICOM library the binary loads at its first DICOM call, from PREFIX/lib/universeg-worker.
+SHIM="$(dirname "$BINARY")/libUniverSegDCMTK.so"
+if [ ! -f "$SHIM" ]; then
+    if [ "$DRY_RUN" -eq 1 ]; then
+        echo "would need $SHIM (swift build -c release --product UniverSegDCMTK, with the binary's build flags)"
+    else
+        echo "error: $SHIM is missing: build it beside the binary (swift build --product UniverSegDCMTK, same flags)" >&2
+        exit 1
     fi
 fi
 
@@ -117,6 +130,7 @@ say "installing into ${DESTDIR:-/} (prefix $PREFIX)$DRY_NOTE"
 
 # Binary and data.
 run install -D -m 0755 "$BINARY" "$DESTDIR$BINDIR/universeg-worker"
+run install -D -m 0644 "$SHIM" "$DESTDIR$PREFIX/lib/universeg-worker/libUniverSegDCMTK.so"
 run install -D -m 0644 "$WEIGHTS" "$DESTDIR$DATADIR/universeg-cpu.safetensors"
 run install -D -m 0644 "$ROOT/Config/models/MODEL_CARD.md" "$DESTDIR$DATADIR/MODEL_CARD.md"
 run install -D -m 0644 "$ROOT/Config/universeg-worker.json" "$DESTDIR$DATADIR/universeg-worker.json"

@@ -2,16 +2,22 @@
 internal import CDcmtk
 import Foundation
 
-/// The DCMTK library linked in.
+/// The DCMTK shim library (libUniverSegDCMTK.so), loaded at the first DICOM call.
 public enum DCMTK {
-    /// The DCMTK version linked in.
+    /// The DCMTK version the shim was built against; "" when the shim cannot be loaded.
     public static var version: String { String(cString: dcmshim_version()) }
+
+    /// Nil when the shim is loaded (loading it now if need be), else why it cannot be: DICOM
+    /// inputs then fail with `DICOMError.Kind.unavailable`.
+    public static var loadError: String? { dcmshim_load_error().map { String(cString: $0) } }
 }
 
 /// A DICOM input that cannot be used. `message` never contains patient data (it goes to logs and dead letters).
 public struct DICOMError: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Kind: String, Sendable {
         case invalid, unsupported, tooLarge
+        /// The DICOM library cannot be loaded: an installation fault, not the input's.
+        case unavailable
 
         /// The error code used in results and dead letters.
         public var code: String {
@@ -19,6 +25,7 @@ public struct DICOMError: Error, Sendable, Equatable, CustomStringConvertible {
             case .invalid: "dicom_invalid"
             case .unsupported: "dicom_unsupported"
             case .tooLarge: "dicom_too_large"
+            case .unavailable: "dicom_unavailable"
             }
         }
     }
@@ -39,6 +46,7 @@ public struct DICOMError: Error, Sendable, Equatable, CustomStringConvertible {
             switch code {
             case Int32(DCMSHIM_UNSUPPORTED): .unsupported
             case Int32(DCMSHIM_TOO_LARGE): .tooLarge
+            case Int32(DCMSHIM_UNAVAILABLE): .unavailable
             default: .invalid
             }
         var message = error

@@ -49,6 +49,9 @@ public enum DICOMSegmenting {
         case .invalid: ServiceError(.dicomInvalid, error.message)
         case .unsupported: ServiceError(.dicomUnsupported, error.message)
         case .tooLarge: ServiceError(.dicomTooLarge, error.message)
+        // Not the request's fault: it waits (never a dead letter) until an operator installs
+        // the library and restarts the worker.
+        case .unavailable: ServiceError.unavailable("dcmtk", error.message)
         }
     }
 

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Logging
 import SegDaemon
+import SegDICOM
 import SegIO
 import SegKafka
 import SegModel
@@ -88,6 +89,12 @@ struct ServeCommand: ParsableCommand {
         defer { endpoint?.stop() }
 
         try runtime.warmUp()
+        // With DICOMweb servers configured, the DICOM library is loaded now, not by the first DICOM
+        // request (it is loaded at the first DICOM call, so that other commands skip it). Without
+        // it, DICOM requests wait as on a dependency that is down; PNG requests are served.
+        if !settings.dicomwebServers.isEmpty, let reason = DCMTK.loadError {
+            logger.error("DICOM requests will wait: the DICOM library cannot be loaded", metadata: ["reason": "\(reason)"])
+        }
         let worker = try SegmentationWorker(
             configuration: settings, processor: runtime.processor,
             consumerConfiguration: runtime.consumerConfiguration(group: settings.group),

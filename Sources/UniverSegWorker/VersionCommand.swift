@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SegDICOM
 import SegKernels
 import SegPlatform
 
@@ -11,6 +12,8 @@ struct VersionCommand: ParsableCommand {
         print("universeg-worker \(WorkerVersion.string)")
         print("librdkafka \(Platform.rdkafkaVersion)")
         print("libpng \(Platform.libpngVersion)")
+        // Loads the DICOM shim library (other commands load it at their first DICOM call).
+        print("DCMTK " + (DCMTK.loadError.map { "unavailable: \($0)" } ?? "\(DCMTK.version) (libUniverSegDCMTK.so)"))
         print("OpenBLAS \(Platform.openBLAS)")
         print("OpenBLAS core: \(Platform.openBLASCore), \(Platform.openBLASCoreOrigin)")
         let builds = KernelISA.supportedHere.map(\.name).joined(separator: ", ")

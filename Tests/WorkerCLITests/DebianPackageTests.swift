@@ -43,6 +43,7 @@ import Testing
         let manual: Set<String> = Self.tool("help2man") != nil ? ["/usr/share/man/man1/universeg-worker.1.gz"] : []
         #expect(Set(files).subtracting(manual) == [
             "/usr/bin/universeg-worker",
+            "/usr/lib/universeg-worker/libUniverSegDCMTK.so",
             "/usr/lib/systemd/system/universeg-worker.service",
             "/usr/lib/systemd/system/universeg-worker@.service",
             "/usr/lib/sysusers.d/universeg-worker.conf",
@@ -59,8 +60,10 @@ import Testing
         #expect(manual.isSubset(of: Set(files)), "\(list.stdout)")
         #expect(entries.allSatisfy { $0.contains(" root/root ") }, "\(list.stdout)")
         #expect(entries.contains { $0.hasPrefix("-rwxr-xr-x ") && $0.hasSuffix("./usr/bin/universeg-worker") })
+        #expect(entries.contains { $0.hasPrefix("-rw-r--r-- ") && $0.hasSuffix("./usr/lib/universeg-worker/libUniverSegDCMTK.so") })
 
-        // Control fields: Depends comes from the binary's NEEDED libraries (dpkg-shlibdeps).
+        // Control fields: Depends comes from the NEEDED libraries of the binary and of the DICOM
+        // library (dpkg-shlibdeps): libdcmtk17 only through the latter.
         let info = try Deploy.run("/usr/bin/dpkg-deb", ["-f", deb, "Package", "Version", "Architecture", "Depends"])
         #expect(info.status == 0, "\(info.stderr)")
         #expect(info.stdout.contains("Package: universeg-worker\n"))

@@ -4,14 +4,21 @@
 // decode one frame to float modality values, write and read a BINARY DICOM Segmentation.
 // Every entry point catches C++ exceptions; failures come back as a status code and a message.
 // Messages never contain attribute values (no patient data).
+//
+// The implementation is a shared library of its own (libUniverSegDCMTK.so, Sources/CDcmtkShim),
+// loaded at the first call (Sources/CDcmtk/dcmloader.c); when it cannot be loaded, the calls
+// fail with DCMSHIM_UNAVAILABLE and dcmshim_load_error says why.
 #include <stddef.h>
 #include <stdint.h>
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/// The DCMTK version this shim was built against ("3.6.7").
+/// The DCMTK version this shim was built against ("3.6.7"); "" when the library cannot be loaded.
 const char *dcmshim_version(void);
+
+/// NULL when the shim library is loaded (loading it if need be), else why it cannot be.
+const char *dcmshim_load_error(void);
 
 /// Status codes returned by the entry points.
 enum {
@@ -19,6 +26,7 @@ enum {
     DCMSHIM_INVALID = 1,      ///< malformed, truncated or inconsistent input
     DCMSHIM_UNSUPPORTED = 2,  ///< well-formed but not handled (SOP class, transfer syntax, photometric)
     DCMSHIM_TOO_LARGE = 3,    ///< over a configured limit
+    DCMSHIM_UNAVAILABLE = 4,  ///< the shim library cannot be loaded (an installation fault, not the input's)
 };
 
 typedef struct dcmshim_error {

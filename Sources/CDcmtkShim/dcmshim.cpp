@@ -1,5 +1,10 @@
-// C API over DCMTK 3.6.7: see include/dcmshim.h.
+// C API over DCMTK 3.6.7: see dcmshim.h (Sources/CDcmtk/include). Built as its own shared
+// library, libUniverSegDCMTK.so: each entry point dcmshim_<name> is defined here as
+// dcmshim_impl_<name>, the only symbols it exports, and CDcmtk's loader forwards to them once it
+// has loaded the library (at the first DICOM call of a process).
 #include "dcmshim.h"
+
+#define DCMSHIM_EXPORT __attribute__((visibility("default")))
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dctk.h>
@@ -35,7 +40,7 @@
 #include <string>
 #include <vector>
 
-extern "C" const char *dcmshim_version(void) { return OFFIS_DCMTK_VERSION_STRING; }
+extern "C" DCMSHIM_EXPORT const char *dcmshim_impl_version(void) { return OFFIS_DCMTK_VERSION_STRING; }
 
 namespace {
 
@@ -460,7 +465,7 @@ struct SampleDecoder {
 
 } // namespace
 
-extern "C" int32_t dcmshim_image_open(const uint8_t *bytes, size_t length, const dcmshim_limits *limits,
+extern "C" DCMSHIM_EXPORT int32_t dcmshim_impl_image_open(const uint8_t *bytes, size_t length, const dcmshim_limits *limits,
                                       dcmshim_image **out, dcmshim_error *error) {
     if (out) *out = nullptr;
     return guarded(error, "parsing", "parse", [&]() -> int32_t {
@@ -473,13 +478,13 @@ extern "C" int32_t dcmshim_image_open(const uint8_t *bytes, size_t length, const
     });
 }
 
-extern "C" void dcmshim_image_close(dcmshim_image *image) { delete image; }
+extern "C" DCMSHIM_EXPORT void dcmshim_impl_image_close(dcmshim_image *image) { delete image; }
 
-extern "C" void dcmshim_image_info(const dcmshim_image *image, dcmshim_info *info) {
+extern "C" DCMSHIM_EXPORT void dcmshim_impl_image_info(const dcmshim_image *image, dcmshim_info *info) {
     if (image && info) *info = image->info;
 }
 
-extern "C" int32_t dcmshim_image_position(const dcmshim_image *image, int32_t frame, double out[3]) {
+extern "C" DCMSHIM_EXPORT int32_t dcmshim_impl_image_position(const dcmshim_image *image, int32_t frame, double out[3]) {
     try {
         if (!image || frame < 0 || frame >= image->info.frames) return 0;
         DcmDataset *ds = image->dataset;
@@ -493,7 +498,7 @@ extern "C" int32_t dcmshim_image_position(const dcmshim_image *image, int32_t fr
     }
 }
 
-extern "C" int32_t dcmshim_image_frame(dcmshim_image *image, int32_t frame, float *out, size_t count,
+extern "C" DCMSHIM_EXPORT int32_t dcmshim_impl_image_frame(dcmshim_image *image, int32_t frame, float *out, size_t count,
                                        dcmshim_error *error) {
     return guarded(error, "decoding", "decode", [&]() -> int32_t {
         if (!image) return fail(error, DCMSHIM_INVALID, "no image");
@@ -569,7 +574,7 @@ extern "C" int32_t dcmshim_image_frame(dcmshim_image *image, int32_t frame, floa
     });
 }
 
-extern "C" void dcmshim_free(void *pointer) { free(pointer); }
+extern "C" DCMSHIM_EXPORT void dcmshim_impl_free(void *pointer) { free(pointer); }
 
 // MARK: - Segmentation writing
 
@@ -849,7 +854,7 @@ int32_t writeSegmentation(const dcmshim_buffer *sources, size_t sourceCount, con
 
 } // namespace
 
-extern "C" int32_t dcmshim_seg_write(const dcmshim_buffer *sources, size_t source_count, const dcmshim_seg_input_frame *frames,
+extern "C" DCMSHIM_EXPORT int32_t dcmshim_impl_seg_write(const dcmshim_buffer *sources, size_t source_count, const dcmshim_seg_input_frame *frames,
                                      size_t frame_count, const dcmshim_seg_geometry *geometry,
                                      const dcmshim_seg_description *description, dcmshim_seg_output *output,
                                      dcmshim_error *error) {
@@ -942,7 +947,7 @@ int32_t openSegmentation(const uint8_t *bytes, size_t length, const dcmshim_limi
 
 } // namespace
 
-extern "C" int32_t dcmshim_seg_open(const uint8_t *bytes, size_t length, const dcmshim_limits *limits, dcmshim_seg **out,
+extern "C" DCMSHIM_EXPORT int32_t dcmshim_impl_seg_open(const uint8_t *bytes, size_t length, const dcmshim_limits *limits, dcmshim_seg **out,
                                     dcmshim_error *error) {
     if (out) *out = nullptr;
     return guarded(error, "parsing", "parse", [&]() -> int32_t {
@@ -955,9 +960,9 @@ extern "C" int32_t dcmshim_seg_open(const uint8_t *bytes, size_t length, const d
     });
 }
 
-extern "C" void dcmshim_seg_close(dcmshim_seg *seg) { delete seg; }
+extern "C" DCMSHIM_EXPORT void dcmshim_impl_seg_close(dcmshim_seg *seg) { delete seg; }
 
-extern "C" void dcmshim_seg_size(const dcmshim_seg *seg, int32_t *rows, int32_t *columns, int32_t *frames,
+extern "C" DCMSHIM_EXPORT void dcmshim_impl_seg_size(const dcmshim_seg *seg, int32_t *rows, int32_t *columns, int32_t *frames,
                                  int32_t *segments) {
     if (!seg) return;
     if (rows) *rows = seg->rows;
@@ -966,7 +971,7 @@ extern "C" void dcmshim_seg_size(const dcmshim_seg *seg, int32_t *rows, int32_t 
     if (segments) *segments = (int32_t)seg->segments.size();
 }
 
-extern "C" int32_t dcmshim_seg_segment(const dcmshim_seg *seg, int32_t index, int32_t *number, char *label,
+extern "C" DCMSHIM_EXPORT int32_t dcmshim_impl_seg_segment(const dcmshim_seg *seg, int32_t index, int32_t *number, char *label,
                                        size_t capacity) {
     if (!seg || index < 0 || (size_t)index >= seg->segments.size()) return DCMSHIM_INVALID;
     if (number) *number = seg->segments[(size_t)index].number;
@@ -974,7 +979,7 @@ extern "C" int32_t dcmshim_seg_segment(const dcmshim_seg *seg, int32_t index, in
     return DCMSHIM_OK;
 }
 
-extern "C" int32_t dcmshim_seg_frame(const dcmshim_seg *seg, int32_t index, int32_t *segmentNumber, char sourceUID[68],
+extern "C" DCMSHIM_EXPORT int32_t dcmshim_impl_seg_frame(const dcmshim_seg *seg, int32_t index, int32_t *segmentNumber, char sourceUID[68],
                                      int32_t *sourceFrame, uint8_t *mask, size_t count, dcmshim_error *error) {
     try {
         if (!seg || index < 0 || index >= seg->frames) return fail(error, DCMSHIM_INVALID, "frame index out of range");
