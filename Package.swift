@@ -72,6 +72,9 @@ let package = Package(
             publicHeadersPath: ".",  // no public headers: dcmshim.h belongs to CDcmtk
             cxxSettings: [.headerSearchPath("../CDcmtk/include"), .unsafeFlags(["-std=c++17", "-fvisibility=hidden"])],
             linkerSettings: [
+                // No Swift runtime: nothing of the static one is pulled in (see the swiftrt.o note in
+                // dcmshim.cpp), and only the libraries the shim uses are recorded as needed.
+                .unsafeFlags(["-static-stdlib", "-Xlinker", "--as-needed"]),
                 .linkedLibrary("dcmseg"), .linkedLibrary("dcmfg"), .linkedLibrary("dcmiod"),
                 .linkedLibrary("dcmjpls"), .linkedLibrary("dcmjpeg"), .linkedLibrary("dcmimage"),
                 .linkedLibrary("dcmimgle"), .linkedLibrary("dcmdata"), .linkedLibrary("oflog"), .linkedLibrary("ofstd"),

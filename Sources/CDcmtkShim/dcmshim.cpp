@@ -40,6 +40,15 @@
 #include <string>
 #include <vector>
 
+// SwiftPM links every library product through the Swift driver, which adds swiftrt.o, whose
+// constructor registers the image's Swift metadata with the Swift runtime (this library has none).
+// These two definitions satisfy swiftrt.o within the library, and it is linked against the static
+// Swift runtime (Package.swift), so nothing of the runtime is linked in and libswiftCore.so is not
+// needed: the library loads into the binary with the Swift runtime linked in, on a node without a
+// Swift toolchain.
+extern "C" __attribute__((visibility("hidden"))) void swift_addNewDSOImage(const void *) {}
+extern "C" __attribute__((visibility("hidden"))) bool _swift_backtrace_isThunkFunction(const char *) { return false; }
+
 extern "C" DCMSHIM_EXPORT const char *dcmshim_impl_version(void) { return OFFIS_DCMTK_VERSION_STRING; }
 
 namespace {

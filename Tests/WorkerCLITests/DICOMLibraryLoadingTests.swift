@@ -24,6 +24,21 @@ import Testing
         #expect(version.stderr.contains("libdcmdata"), "version names DCMTK's version, so it loads it")
     }
 
+    /// The library needs DCMTK and the C and C++ runtimes, never the Swift runtime: it loads into
+    /// the packaged binary (Swift runtime linked in) on a node without a Swift toolchain.
+    @Test func theLibraryDoesNotNeedTheSwiftRuntime() throws {
+        let library = URL(fileURLWithPath: Worker.executable).deletingLastPathComponent().appendingPathComponent("libUniverSegDCMTK.so").path
+        let r = try runToCompletion("/usr/bin/objdump", ["-p", library])
+        #expect(r.status == 0, "\(r.stderr)")
+        let needed = r.stdout.split(separator: "\n").compactMap { line -> String? in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            return fields.count == 2 && fields[0] == "NEEDED" ? String(fields[1]) : nil
+        }
+        #expect(needed.contains("libdcmdata.so.17"), "\(needed)")
+        #expect(!needed.contains { $0.hasPrefix("libswift") || $0.hasPrefix("libFoundation") || $0.hasPrefix("libdispatch") },
+                "\(needed)")
+    }
+
     /// Without its library the worker still runs: PNG inputs are segmented, a DICOM input fails
     /// with the reason (nothing written for it), and `version` says DICOM support is unavailable.
     @Test func withoutTheLibraryDICOMFailsWithTheReasonAndPNGsWork() throws {
