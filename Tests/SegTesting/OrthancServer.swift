@@ -56,6 +56,8 @@ public final class OrthancServer: Sendable {
     public let dicomPort: Int
     /// The temporary directory: `orthanc.json`, `db/`, `orthanc.log`.
     public let directory: String
+    /// Orthanc's `Name` for this server, unique per server (see `init`).
+    private let name: String
     private let running = Mutex<(guardProcess: Process, pid: Int32)?>(nil)
     private let stopped = Atomic<Bool>(false)
 
@@ -69,7 +71,12 @@ public final class OrthancServer: Sendable {
 
     public init(timeout: Duration = .seconds(15)) throws {
         if let reason = Self.skipReason { throw Failure.unavailable(reason) }
-        directory = NSTemporaryDirectory() + "orthanc-" + UUID().uuidString
+        let id = UUID().uuidString
+        directory = NSTemporaryDirectory() + "orthanc-" + id
+        // Its own name, checked in /system before it counts as started: with tests starting
+        // servers side by side, a free port can be taken by another test's Orthanc between
+        // choosing it and binding it, and the readiness check must not take that one for ours.
+        name = "ORTHANC_IT_" + id.prefix(8)
         try FileManager.default.createDirectory(atPath: directory + "/db", withIntermediateDirectories: true)
         var lastError = "no attempt"
         for _ in 0..<3 {
@@ -77,7 +84,7 @@ public final class OrthancServer: Sendable {
             var dicom = try LoopbackHTTP.freePort()
             while dicom == http { dicom = try LoopbackHTTP.freePort() }
             let configuration: [String: Any] = [
-                "Name": "ORTHANC_IT", "StorageDirectory": directory + "/db", "IndexDirectory": directory + "/db",
+                "Name": name, "StorageDirectory": directory + "/db", "IndexDirectory": directory + "/db",
                 "HttpPort": http, "DicomPort": dicom, "DicomAet": "ORTHANC_IT",
                 "RemoteAccessAllowed": false, "AuthenticationEnabled": false,
                 "Plugins": [Self.dicomWebPlugin],
@@ -87,7 +94,7 @@ public final class OrthancServer: Sendable {
             try json.write(to: URL(fileURLWithPath: directory + "/orthanc.json"))
             do {
                 running.withLock { $0 = nil }
-                let started = try Self.launch(directory: directory, httpPort: http, timeout: timeout)
+                let started = try Self.launch(directory: directory, httpPort: http, name: name, timeout: timeout)
                 running.withLock { $0 = started }
                 httpPort = http
                 dicomPort = dicom
@@ -107,8 +114,9 @@ public final class OrthancServer: Sendable {
         try await onThread { try OrthancServer() }
     }
 
-    /// Runs the guard shell and waits until `GET /dicom-web/studies` answers 200.
-    private static func launch(directory: String, httpPort: Int, timeout: Duration) throws -> (guardProcess: Process, pid: Int32) {
+    /// Runs the guard shell and waits until `GET /dicom-web/studies` answers 200 from the Orthanc
+    /// named `name` (`GET /system`).
+    private static func launch(directory: String, httpPort: Int, name: String, timeout: Duration) throws -> (guardProcess: Process, pid: Int32) {
         let pidFile = directory + "/orthanc.pid"
         try? FileManager.default.removeItem(atPath: pidFile)
         let logPath = directory + "/orthanc.log"
@@ -134,7 +142,9 @@ public final class OrthancServer: Sendable {
             if pid == nil, let text = try? String(contentsOfFile: pidFile, encoding: .utf8) {
                 pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
             }
-            if let pid, httpStatus(port: httpPort, path: "/dicom-web/studies") == 200 { return (process, pid) }
+            if let pid, httpStatus(port: httpPort, path: "/dicom-web/studies") == 200, systemName(port: httpPort) == name {
+                return (process, pid)
+            }
             usleep(20_000)
         }
         process.terminate()
@@ -163,7 +173,7 @@ public final class OrthancServer: Sendable {
     /// Starts Orthanc again after ``kill()`` on the same ports with the same storage.
     public func restart(timeout: Duration = .seconds(15)) throws {
         kill()
-        let started = try Self.launch(directory: directory, httpPort: httpPort, timeout: timeout)
+        let started = try Self.launch(directory: directory, httpPort: httpPort, name: name, timeout: timeout)
         running.withLock { $0 = started }
     }
 
@@ -203,6 +213,15 @@ public final class OrthancServer: Sendable {
               status == 200,
               let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else { return nil }
         return (object["CountInstances"] as? NSNumber)?.intValue
+    }
+
+    /// The `Name` of the Orthanc answering on `port` (`GET /system`).
+    private static func systemName(port: Int) -> String? {
+        guard let (status, body) = exchange(port: port, head: "GET /system HTTP/1.1\r\nHost: 127.0.0.1\r\n", body: [],
+                                            timeoutSeconds: 1),
+              status == 200,
+              let object = (try? JSONSerialization.jsonObject(with: Data(body))) as? [String: Any] else { return nil }
+        return object["Name"] as? String
     }
 
     private static func httpStatus(port: Int, path: String) -> Int? {
