@@ -117,7 +117,8 @@ public enum Platform {
     /// in this process. A DYNAMIC_ARCH OpenBLAS picks its kernel table once, when it is loaded,
     /// from OPENBLAS_CORETYPE or the CPU model (gotoblas_dynamic_init); clearing the table
     /// (gotoblas_dynamic_quit) and running that selection again with OPENBLAS_CORETYPE set is what
-    /// loading it with the variable set does. Call first thing in main, before any BLAS call.
+    /// loading it with the variable set does. Call first thing in main, before any BLAS call and
+    /// after `BLAS.stopIdleThreadPool()` (no OpenBLAS thread may run while the table is rebuilt).
     /// Without those two functions (an OpenBLAS built for one CPU) nothing changes.
     public static func chooseBetterOpenBLASCoreIfNeeded() {
         let environment = ProcessInfo.processInfo.environment

@@ -17,11 +17,15 @@ struct UniverSegWorkerCommand: ParsableCommand {
     )
 
     static func main() {
+        // OpenBLAS's thread pool goes first: its workers, started when the library loaded, can be
+        // running OpenBLAS's own lazy initialization, which writes the kernel table that the core
+        // switch below clears and refills (a start-up crash seen once on a loaded machine, when
+        // the switch read the table back as NULL).
+        BLAS.stopIdleThreadPool()
         // Debian's OpenBLAS 0.3.21 falls back to generic SSE kernels on CPUs newer than it knows
         // (2.7x slower on a Xeon of family 6, model 207): switch to the best core this CPU runs,
         // unless OPENBLAS_CORETYPE was set or UNIVERSEG_OPENBLAS_AUTOCORE=0.
         Platform.chooseBetterOpenBLASCoreIfNeeded()
-        BLAS.stopIdleThreadPool()
         Self.main(nil)
     }
 }
