@@ -38,17 +38,22 @@ extension Winograd {
                     while c0 < inChannels {
                         let count = min(16, inChannels - c0)
                         // Eight channels at a time in the lanes of a vector (each lane the same
-                        // double operations as one channel alone), then the rest one by one.
+                        // double operations as one channel alone; lanes past `count` hold zeros
+                        // and are stored into block slots that are never copied out).
                         var first = 0
-                        while first + 8 <= count {
+                        while first < count {
+                            let lanes = min(8, count - first)
                             let g = weight + o * rowStride + (c0 + first) * 9
                             @inline(__always) func tap(_ k: Int) -> SIMD8<Double> {
-                                SIMD8(Double(g[k]), Double(g[9 + k]), Double(g[18 + k]), Double(g[27 + k]),
-                                      Double(g[36 + k]), Double(g[45 + k]), Double(g[54 + k]), Double(g[63 + k]))
+                                var v = SIMD8<Double>()
+                                for l in 0..<lanes { v[l] = Double(g[9 * l + k]) }
+                                return v
                             }
-                            let t0 = applyG8(tap(0), tap(3), tap(6))
-                            let t1 = applyG8(tap(1), tap(4), tap(7))
-                            let t2 = applyG8(tap(2), tap(5), tap(8))
+                            // Gg (6 x 3), one column of g at a time, then (Gg) Gᵀ one row of Gg
+                            // at a time, in double precision.
+                            let t0 = applyG(tap(0), tap(3), tap(6))
+                            let t1 = applyG(tap(1), tap(4), tap(7))
+                            let t2 = applyG(tap(2), tap(5), tap(8))
                             @inline(__always) func store(_ i: Int, _ row: (SIMD8<Double>, SIMD8<Double>, SIMD8<Double>,
                                                                            SIMD8<Double>, SIMD8<Double>, SIMD8<Double>)) {
                                 let out = block + i * 6 * 16 + first
@@ -62,36 +67,13 @@ extension Winograd {
                                 put(4, row.4)
                                 put(5, row.5)
                             }
-                            store(0, applyG8(t0.0, t1.0, t2.0))
-                            store(1, applyG8(t0.1, t1.1, t2.1))
-                            store(2, applyG8(t0.2, t1.2, t2.2))
-                            store(3, applyG8(t0.3, t1.3, t2.3))
-                            store(4, applyG8(t0.4, t1.4, t2.4))
-                            store(5, applyG8(t0.5, t1.5, t2.5))
-                            first += 8
-                        }
-                        for dc in first..<count {
-                            let g = weight + o * rowStride + (c0 + dc) * 9
-                            // Gg (6 x 3), one column of g at a time, then (Gg) Gᵀ one row of Gg
-                            // at a time, in double precision.
-                            let t0 = applyG(Double(g[0]), Double(g[3]), Double(g[6]))
-                            let t1 = applyG(Double(g[1]), Double(g[4]), Double(g[7]))
-                            let t2 = applyG(Double(g[2]), Double(g[5]), Double(g[8]))
-                            @inline(__always) func store(_ i: Int, _ row: (Double, Double, Double, Double, Double, Double)) {
-                                let out = block + i * 6 * 16 + dc
-                                out[0] = Float(row.0)
-                                out[16] = Float(row.1)
-                                out[32] = Float(row.2)
-                                out[48] = Float(row.3)
-                                out[64] = Float(row.4)
-                                out[80] = Float(row.5)
-                            }
                             store(0, applyG(t0.0, t1.0, t2.0))
                             store(1, applyG(t0.1, t1.1, t2.1))
                             store(2, applyG(t0.2, t1.2, t2.2))
                             store(3, applyG(t0.3, t1.3, t2.3))
                             store(4, applyG(t0.4, t1.4, t2.4))
                             store(5, applyG(t0.5, t1.5, t2.5))
+                            first += 8
                         }
                         for k in 0..<36 {
                             (u + k * plane + o * inChannels + c0).update(from: block + k * 16, count: count)
@@ -103,22 +85,10 @@ extension Winograd {
         }
     }
 
-    /// G (a, b, c)ᵀ for the G above, with the zero coefficients left out (adding a zero
-    /// product changes nothing but the sign of a zero).
+    /// G (a, b, c)ᵀ for the G above, lane by lane, with the zero coefficients left out (adding a
+    /// zero product changes nothing but the sign of a zero).
     @inline(__always)
-    static func applyG(_ a: Double, _ b: Double, _ c: Double) -> (Double, Double, Double, Double, Double, Double) {
-        let s6 = 1.0 / 6, s12 = 1.0 / 12, s24 = 1.0 / 24
-        return (0.25 * a,
-                -s6 * a + -s6 * b + -s6 * c,
-                -s6 * a + s6 * b + -s6 * c,
-                s24 * a + s12 * b + s6 * c,
-                s24 * a + -s12 * b + s6 * c,
-                c)
-    }
-
-    /// `applyG` on eight lanes: the same operations, in the same order, on each.
-    @inline(__always)
-    static func applyG8(_ a: SIMD8<Double>, _ b: SIMD8<Double>, _ c: SIMD8<Double>)
+    static func applyG(_ a: SIMD8<Double>, _ b: SIMD8<Double>, _ c: SIMD8<Double>)
         -> (SIMD8<Double>, SIMD8<Double>, SIMD8<Double>, SIMD8<Double>, SIMD8<Double>, SIMD8<Double>) {
         let s6 = 1.0 / 6, s12 = 1.0 / 12, s24 = 1.0 / 24
         return (0.25 * a,
