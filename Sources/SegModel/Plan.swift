@@ -44,8 +44,8 @@ struct Plan {
             // The decoder's inputs [up(prev); skip] read the skip in place (an upper stack), so
             // their buffers hold only the upsampled channels; the mean support input of a block
             // above level 0 is written whole (the mean of the skips goes in after them).
-            let cPrev = j == 0 ? cfg.encoderWidths[cfg.levels - 1] : cfg.decoderWidths[j - 1]
-            input = max(input, (l == 0 ? cPrev : cin) * s * s)
+            let upsampled = cin - cfg.encoderWidths[l]  // the channels before the skip's
+            input = max(input, (l == 0 ? upsampled : cin) * s * s)
             // Per entry only below the last two blocks: the last one has no support outputs,
             // and those of the one before it are kept as partial sums.
             if j < cfg.levels - 3 { perEntry = max(perEntry, w * s * s) }
