@@ -37,11 +37,33 @@ public enum LoopbackHTTP {
 
     /// A port on 127.0.0.1 that was free a moment ago.
     public static func freePort() throws -> Int {
+        guard let port = bindAndRelease(0) else { throw POSIXError(.EADDRINUSE) }
+        return port
+    }
+
+    /// A free port on 127.0.0.1 below the kernel's ephemeral range, for a port a test leaves
+    /// unbound for a while (a broker that is down at first): `freePort` of other tests running
+    /// meanwhile (port 0, always in the ephemeral range) can never hand it out. Before, another
+    /// test's broker got such a port, and the waiting test's worker consumed that test's requests.
+    public static func portOutsideEphemeralRange() throws -> Int {
+        let range = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8))?
+            .split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).compactMap { Int($0) }
+        let low = range?.first ?? 32768
+        guard low > 11000 else { throw POSIXError(.EADDRINUSE) }
+        for _ in 0..<200 {
+            if let port = bindAndRelease(Int.random(in: 10000..<(low - 1000))) { return port }
+        }
+        throw POSIXError(.EADDRINUSE)
+    }
+
+    /// Binds 127.0.0.1:`port` (0: any), closes it again and returns the port bound; nil when taken.
+    private static func bindAndRelease(_ port: Int) -> Int? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let rc = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p -> Int32 in
@@ -49,7 +71,7 @@ public enum LoopbackHTTP {
                 return getsockname(fd, p, &length)
             }
         }
-        guard rc == 0 else { throw POSIXError(.EADDRINUSE) }
+        guard rc == 0 else { return nil }
         return Int(UInt16(bigEndian: address.sin_port))
     }
 }

@@ -156,7 +156,8 @@ struct OperationsIntegrationTests {
         let dir = try TemporaryDirectory()
         try Self.writeStore(dir, entries: 4)
         try WorkerHarness.writeWeightsAndConfig(dir)
-        let brokerPort = try Self.freePort()
+        // Unbound until the broker starts: a port no other test's free-port request can get.
+        let brokerPort = try LoopbackHTTP.portOutsideEphemeralRange()
         let bootstrap = "127.0.0.1:\(brokerPort)"
         let (notify, worker, port) = try Self.startNotified(dir, bootstrap: bootstrap, group: "late-broker", watchdogMicroseconds: 400_000)
         defer { notify.stop() }
