@@ -129,16 +129,23 @@ public enum Winograd {
     ///   overwritten (plus bias) or, with `accumulate`, added to (bias must then be nil).
     /// - addend: [filter.outChannels, height, width] or nil: output = addend + convolution, read
     ///   as the output is written (no copy first; bias must be nil, and `accumulate` false).
+    /// - accumulateActivated: output += activation(convolution + bias + addend), a running sum of
+    ///   activated outputs (one pass instead of a convolution into scratch and an addition).
+    /// - pooled: [filter.outChannels, height / 2, width / 2] or nil: also the 2x2 max-pooling
+    ///   (stride 2, odd trailing rows and columns dropped) of the activated values (not of the
+    ///   sums), bit-identical to `Resample.maxPool2x2` of them, written as they are computed.
     public static func conv3x3(
         input: UnsafePointer<Float>, upperInput: UnsafePointer<Float>? = nil, upperFrom: Int = 0,
         height: Int, width: Int, filter: Filter,
         bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, accumulate: Bool = false,
         addend: UnsafePointer<Float>? = nil, activation: Activation = .none,
+        accumulateActivated: Bool = false, pooled: UnsafeMutablePointer<Float>? = nil,
         scratch: UnsafeMutablePointer<Float>, scratchCapacity: Int, bandTiles: Int? = nil,
         threads: Int = Parallel.threadCount, isa: KernelISA = .active
     ) {
         let kernels = isa.kernels
         precondition(!(accumulate && bias != nil), "winograd: bias with accumulate is not supported")
+        precondition(!(accumulate && accumulateActivated), "winograd: accumulate and accumulateActivated exclude each other")
         precondition(addend == nil || (!accumulate && bias == nil), "winograd: an addend excludes accumulate and bias")
         precondition(upperInput == nil || (0...filter.inChannels).contains(upperFrom), "winograd: upperFrom out of range")
         let addend = accumulate ? UnsafePointer(output) : addend
@@ -148,7 +155,7 @@ public enum Winograd {
         if filter.variant == .f4x4 {
             conv3x3F4(input: input, upperInput: upperInput, upperFrom: upperFrom, height: height, width: width,
                       filter: filter, bias: bias, output: output,
-                      addend: addend, activation: activation, scratch: scratch,
+                      addend: addend, activation: activation, sum: accumulateActivated, pooled: pooled, scratch: scratch,
                       bandTiles: bandTiles ?? defaultBandTilesF4, threads: threads, kernels: kernels)
             return
         }
@@ -181,8 +188,8 @@ public enum Winograd {
         } output: { m, tiles, ty0, ty1 in
             outputTransform(m: m, channels: cout, tiles: tiles, tileRowStart: ty0, tileRowEnd: ty1,
                             tilesX: tilesX, height: height, width: width, bias: bias, output: output,
-                            planeStride: hw, addend: addend, activation: activation, threads: threads,
-                            kernels: kernels, variant: .f2x2)
+                            planeStride: hw, addend: addend, activation: activation, sum: accumulateActivated,
+                            pooled: pooled, threads: threads, kernels: kernels, variant: .f2x2)
         }
     }
 
@@ -233,9 +240,10 @@ public enum Winograd {
     static func outputTransform(m: UnsafeMutablePointer<Float>, channels: Int, tiles: Int, tileRowStart: Int, tileRowEnd: Int,
                                 tilesX: Int, height: Int, width: Int, bias: UnsafePointer<Float>?,
                                 output: UnsafeMutablePointer<Float>, planeStride: Int, addend: UnsafePointer<Float>?,
-                                activation: Activation, threads: Int, kernels: any SIMDKernelSet.Type,
-                                variant: Variant) {
+                                activation: Activation, sum: Bool, pooled: UnsafeMutablePointer<Float>?, threads: Int,
+                                kernels: any SIMDKernelSet.Type, variant: Variant) {
         let kStride = channels * tiles + planePad
+        let pooledStride = (height / 2) * (width / 2)
         let leaky = activation.leakySlope != nil, slope = activation.leakySlope ?? 1
         Parallel.forEachChunk(channels, maxChunks: threads) { _, range in
             for o in range {
@@ -244,12 +252,12 @@ public enum Winograd {
                     kernels.f4Output(mo: m + o * tiles, kStride: kStride, tileRowStart: tileRowStart, tileRowEnd: tileRowEnd,
                                      tilesX: tilesX, height: height, width: width, bias: b,
                                      plane: output + o * planeStride, addend: addend.map { $0 + o * planeStride },
-                                     leaky: leaky, slope: slope)
+                                     leaky: leaky, slope: slope, sum: sum, pooled: pooled.map { $0 + o * pooledStride })
                 } else {
                     kernels.f2Output(mo: m + o * tiles, kStride: kStride, tileRowStart: tileRowStart, tileRowEnd: tileRowEnd,
                                      tilesX: tilesX, height: height, width: width, bias: b,
                                      plane: output + o * planeStride, addend: addend.map { $0 + o * planeStride },
-                                     leaky: leaky, slope: slope)
+                                     leaky: leaky, slope: slope, sum: sum, pooled: pooled.map { $0 + o * pooledStride })
                 }
             }
         }

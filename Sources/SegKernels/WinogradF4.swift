@@ -102,7 +102,8 @@ extension Winograd {
     static func conv3x3F4(
         input: UnsafePointer<Float>, upperInput: UnsafePointer<Float>?, upperFrom: Int, height: Int, width: Int, filter: Filter,
         bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, addend: UnsafePointer<Float>?,
-        activation: Activation, scratch: UnsafeMutablePointer<Float>, bandTiles: Int, threads: Int,
+        activation: Activation, sum: Bool, pooled: UnsafeMutablePointer<Float>?, scratch: UnsafeMutablePointer<Float>,
+        bandTiles: Int, threads: Int,
         kernels: any SIMDKernelSet.Type
     ) {
         let cin = filter.inChannels, cout = filter.outChannels
@@ -145,8 +146,8 @@ extension Winograd {
         } output: { m, tiles, ty0, ty1 in
             outputTransform(m: m, channels: cout, tiles: tiles, tileRowStart: ty0, tileRowEnd: ty1,
                             tilesX: tilesX, height: height, width: width, bias: bias, output: output,
-                            planeStride: hw, addend: addend, activation: activation, threads: threads,
-                            kernels: kernels, variant: .f4x4)
+                            planeStride: hw, addend: addend, activation: activation, sum: sum, pooled: pooled,
+                            threads: threads, kernels: kernels, variant: .f4x4)
         }
     }
 }

@@ -179,28 +179,38 @@ public final class InferenceSession {
     // MARK: - Forward pass
 
     /// With `upper`, the input's channels from `upperFrom` on are read from `upper` (a
-    /// concatenation read in place).
+    /// concatenation read in place). The epilogue: with `sum`, the activated values are added to
+    /// `output` instead of stored; with `pooled`, their 2x2 max-pooling is also written there.
     private func conv(
         _ input: UnsafePointer<Float>, upper: UnsafePointer<Float>? = nil, upperFrom: Int = 0, _ channels: Int, _ side: Int,
         weight: UnsafePointer<Float>, rowStride: Int, outChannels: Int, bias: UnsafePointer<Float>?,
         into output: UnsafeMutablePointer<Float>, plus addend: UnsafePointer<Float>? = nil,
-        activation: Activation = .none, filter: Winograd.Filter?, lane: Lane? = nil, threads: Int = Parallel.threadCount
+        activation: Activation = .none, sum: Bool = false, pooled: UnsafeMutablePointer<Float>? = nil,
+        filter: Winograd.Filter?, lane: Lane? = nil, threads: Int = Parallel.threadCount
     ) {
-        let col = (lane ?? lanes[0]).col
+        let lane = lane ?? lanes[0]
         if let filter, useWinograd {
-            // The Winograd output transform adds the addend as it writes (im2col copies it in
-            // band by band, just before each band's product): no pass over it first.
+            // The Winograd output transform adds the addend, sums and pools as it writes (im2col
+            // copies the addend in band by band, just before each band's product): no passes
+            // over planes before or after.
             Winograd.conv3x3(input: input, upperInput: upper, upperFrom: upperFrom, height: side, width: side,
                              filter: filter, bias: bias, output: output,
-                             addend: addend, activation: activation,
-                             scratch: col.pointer, scratchCapacity: col.capacity, threads: threads)
+                             addend: addend, activation: activation, accumulateActivated: sum, pooled: pooled,
+                             scratch: lane.col.pointer, scratchCapacity: lane.col.capacity, threads: threads)
             return
         }
+        // im2col: a sum goes through the lane's scratch plane, the pooling is a pass of its own.
+        let target = sum ? lane.entryOut.pointer : output
         Conv2D.conv3x3(
             input: input, upperInput: upper, upperFrom: upperFrom, inChannels: channels, height: side, width: side,
             weight: weight, weightRowStride: rowStride, outChannels: outChannels, bias: bias,
-            output: output, addend: addend, activation: activation,
-            scratch: col.pointer, scratchCapacity: col.capacity, threads: threads)
+            output: target, addend: addend, activation: activation,
+            scratch: lane.col.pointer, scratchCapacity: lane.col.capacity, threads: threads)
+        if sum { Elementwise.add(target, to: output, count: outChannels * side * side, threads: threads) }
+        if let pooled {
+            Resample.maxPool2x2(input: target, channels: outChannels, height: side, width: side, output: pooled,
+                                threads: threads)
+        }
     }
 
     /// Threads that work on support entries side by side (each with one-thread kernels), when
@@ -238,8 +248,9 @@ public final class InferenceSession {
     ///
     /// `entry(lane, part, range, supportConv)` handles the entries `range` (block `part` of
     /// `blocks`) on `lane`: for each entry it prepares the input `v_i` and calls
-    /// `supportConv(v_i, upper, dest)`, which writes `v'_i = SupportConvOp(q + W_v * v_i)` to
-    /// `dest`. Entries are independent; lanes work on them side by side.
+    /// `supportConv(v_i, upper, dest, sum, pooled)`, which writes `v'_i = SupportConvOp(q + W_v * v_i)`
+    /// to `dest` (adds it with `sum`; also writes its 2x2 max-pooling to `pooled` when given).
+    /// Entries are independent; lanes work on them side by side.
     ///
     /// The decoder's inputs are concatenations [up(u); skip]: each input given with an upper
     /// stack (`queryUpper`, `meanSupportUpper`, the `upper` of `supportConv`) holds its
@@ -250,7 +261,8 @@ public final class InferenceSession {
         supportChannels cv: Int, upperFrom: Int = 0, queryOutput: UnsafeMutablePointer<Float>,
         entries n: Int, blocks: Int? = nil, supportPath: Bool = true,
         entry: (_ lane: Lane, _ part: Int, _ range: Range<Int>,
-                _ supportConv: (UnsafePointer<Float>, UnsafePointer<Float>?, UnsafeMutablePointer<Float>) -> Void) -> Void
+                _ supportConv: (UnsafePointer<Float>, UnsafePointer<Float>?, UnsafeMutablePointer<Float>, Bool,
+                                UnsafeMutablePointer<Float>?) -> Void) -> Void
     ) {
         precondition(cu == block.queryChannels && cv == block.supportChannels, "cross block channel mismatch")
         let w = block.width
@@ -271,29 +283,14 @@ public final class InferenceSession {
         let qp = UnsafePointer(q.pointer)
         forEachEntry(n, blocks: blocks) { lane, threads, part, range in
             let z = lane.z.pointer
-            entry(lane, part, range) { input, upper, dest in
+            entry(lane, part, range) { input, upper, dest, sum, pooled in
                 conv(input, upper: upper, upperFrom: upperFrom, cv, side, weight: wv, rowStride: ldw, outChannels: w,
                      bias: nil, into: z, plus: qp, filter: block.crossSupportFilter, lane: lane, threads: threads)
                 conv(z, w, side, weight: block.support.pointer, rowStride: w * 9, outChannels: w,
-                     bias: block.supportBias.pointer, into: dest, activation: leaky, filter: block.supportFilter,
-                     lane: lane, threads: threads)
+                     bias: block.supportBias.pointer, into: dest, activation: leaky, sum: sum, pooled: pooled,
+                     filter: block.supportFilter, lane: lane, threads: threads)
             }
         }
-    }
-
-    /// Where entry `i` of a block (`range`) whose outputs are only needed as their sum writes
-    /// its output: the block's first entry straight into the block's partial sum (no clearing
-    /// pass over the partial), the others into the lane's scratch (see `addToPartialSum`).
-    private static func partialSumDestination(entry i: Int, of range: Range<Int>, partial: FloatBuffer,
-                                              lane: Lane) -> UnsafeMutablePointer<Float> {
-        i == range.lowerBound ? partial.pointer : lane.entryOut.pointer
-    }
-
-    /// Adds entry `i`'s output (written where `partialSumDestination` said) to its block's partial sum.
-    private static func addToPartialSum(entry i: Int, of range: Range<Int>, output: UnsafePointer<Float>,
-                                        partial: FloatBuffer, count: Int) {
-        guard i != range.lowerBound else { return }
-        Elementwise.add(output, to: partial.pointer, count: count)
     }
 
     /// The mean over `entries` entries from the partial sums of `blocks` blocks, added in block
@@ -331,23 +328,18 @@ public final class InferenceSession {
             let blocks = l == 0 ? partialSumBlocks(n, workers: passWorkers) : n
             let partials = skipPartials
             let vp = v, inStride = cv * hw, vNextP = vNext.pointer, skipVP = skipV[l].pointer
-            let entrySide = side
             crossBlock(block, side: side, query: u, queryChannels: cu, meanSupport: meanIn.pointer, supportChannels: cv,
-                       queryOutput: uOut, entries: n, blocks: blocks) { lane, part, range, supportConv in
+                       queryOutput: uOut, entries: n, blocks: blocks) { _, part, range, supportConv in
                 for i in range {
-                    let dest: UnsafeMutablePointer<Float>
                     if isLast {
-                        dest = vNextP + i * w * hw
+                        supportConv(vp + i * inStride, nil, vNextP + i * w * hw, false, nil)
                     } else if l == 0 {
-                        dest = Self.partialSumDestination(entry: i, of: range, partial: partials[part], lane: lane)
+                        // Summed into the block's partial sum as they are written (the block's
+                        // first entry stores: no clearing pass), pooled on the way.
+                        supportConv(vp + i * inStride, nil, partials[part].pointer, i != range.lowerBound,
+                                    vNextP + i * pooledPerEntry)
                     } else {
-                        dest = skipVP + i * w * hw
-                    }
-                    supportConv(vp + i * inStride, nil, dest)
-                    if l == 0 { Self.addToPartialSum(entry: i, of: range, output: dest, partial: partials[part], count: w * hw) }
-                    if !isLast {
-                        Resample.maxPool2x2(input: dest, channels: w, height: entrySide, width: entrySide,
-                                            output: vNextP + i * pooledPerEntry)
+                        supportConv(vp + i * inStride, nil, skipVP + i * w * hw, false, vNextP + i * pooledPerEntry)
                     }
                 }
             }
@@ -414,11 +406,9 @@ public final class InferenceSession {
                                                 width: prevSide, output: vin)
                     let skip = skipVP + i * cSkip * hw
                     if feedsOnlyAMean {
-                        let dest = Self.partialSumDestination(entry: i, of: range, partial: partials[part], lane: lane)
-                        supportConv(vin, skip, dest)
-                        Self.addToPartialSum(entry: i, of: range, output: dest, partial: partials[part], count: w * hw)
+                        supportConv(vin, skip, partials[part].pointer, i != range.lowerBound, nil)
                     } else {
-                        supportConv(vin, skip, vNextP + i * w * hw)
+                        supportConv(vin, skip, vNextP + i * w * hw, false, nil)
                     }
                 }
             }

@@ -18,10 +18,13 @@ public protocol SIMDKernelSet {
     /// F(2x2, 3x3) output transform (Y = Aᵀ M A) of one output channel whose transformed values
     /// start at `mo` into `plane`; adds `bias`, adds the plane `addend` when given (same layout as
     /// `plane`, which it may be), applies a LeakyReLU of `slope` with `leaky`, and zeroes the
-    /// values of M it reads.
+    /// values of M it reads. Then each value is stored into `plane`, or added to it with `sum`
+    /// (a running sum of activated outputs); with `pooled`, the 2x2 max-pooling (stride 2, odd
+    /// trailing rows and columns dropped) of the values themselves (not of the sums) is also
+    /// written there, (height / 2) x (width / 2) floats, as `maxPool2x2` would compute it.
     static func f2Output(mo: UnsafeMutablePointer<Float>, kStride: Int, tileRowStart: Int, tileRowEnd: Int, tilesX: Int,
                          height: Int, width: Int, bias: Float, plane: UnsafeMutablePointer<Float>, addend: UnsafePointer<Float>?,
-                         leaky: Bool, slope: Float)
+                         leaky: Bool, slope: Float, sum: Bool, pooled: UnsafeMutablePointer<Float>?)
 
     /// F(4x4, 3x3): one input row (`width` floats) padded with a zero column on the left and
     /// zeros on the right to 4 * phaseWidth columns (phaseWidth >= 1, 4 * phaseWidth > width),
@@ -37,7 +40,7 @@ public protocol SIMDKernelSet {
     /// F(4x4, 3x3) output transform of one output channel (as `f2Output`).
     static func f4Output(mo: UnsafeMutablePointer<Float>, kStride: Int, tileRowStart: Int, tileRowEnd: Int, tilesX: Int,
                          height: Int, width: Int, bias: Float, plane: UnsafeMutablePointer<Float>, addend: UnsafePointer<Float>?,
-                         leaky: Bool, slope: Float)
+                         leaky: Bool, slope: Float, sum: Bool, pooled: UnsafeMutablePointer<Float>?)
 
     /// 2x2 max-pooling with stride 2 of one plane (odd trailing rows and columns dropped).
     static func maxPool2x2(input: UnsafePointer<Float>, height: Int, width: Int, output: UnsafeMutablePointer<Float>)

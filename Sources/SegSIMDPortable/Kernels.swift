@@ -92,7 +92,10 @@ public enum Kernels: SIMDKernelSet {
 
     public static func f2Output(mo: UnsafeMutablePointer<Float>, kStride: Int, tileRowStart: Int, tileRowEnd: Int,
                                 tilesX: Int, height: Int, width: Int, bias b: Float, plane: UnsafeMutablePointer<Float>,
-                                addend: UnsafePointer<Float>?, leaky: Bool, slope: Float) {
+                                addend: UnsafePointer<Float>?, leaky: Bool, slope: Float, sum: Bool,
+                                pooled: UnsafeMutablePointer<Float>?) {
+        // Each 2x2 tile is one pooling window (tiles start at even coordinates).
+        let pooledWidth = width / 2
         var t = 0
         for ty in tileRowStart..<tileRowEnd {
             let y = 2 * ty
@@ -101,7 +104,8 @@ public enum Kernels: SIMDKernelSet {
                 // Eight full tiles at a time (16 output columns of two rows).
                 while tx + 8 <= tilesX && 2 * tx + 16 <= width {
                     f2Output8(mo + t, kStride: kStride, bias: b, p0: plane + y * width + 2 * tx,
-                              a0: addend.map { $0 + y * width + 2 * tx }, width: width, leaky: leaky, slope: slope)
+                              a0: addend.map { $0 + y * width + 2 * tx }, width: width, leaky: leaky, slope: slope,
+                              sum: sum, pooled: pooled.map { $0 + ty * pooledWidth + tx })
                     tx += 8
                     t += 8
                 }
@@ -133,6 +137,15 @@ public enum Kernels: SIMDKernelSet {
                     if y10 < 0 { y10 *= slope }
                     if y11 < 0 { y11 *= slope }
                 }
+                if let pooled, hasRight && hasBelow {
+                    pooled[ty * pooledWidth + tx] = max(max(y00, y01), max(y10, y11))
+                }
+                if sum {
+                    y00 += p0[0]
+                    if hasRight { y01 += p0[1] }
+                    if hasBelow { y10 += p0[width] }
+                    if hasRight && hasBelow { y11 += p0[width + 1] }
+                }
                 p0[0] = y00
                 if hasRight { p0[1] = y01 }
                 if hasBelow {
@@ -146,10 +159,12 @@ public enum Kernels: SIMDKernelSet {
 
     /// Eight full tiles (2x2 outputs each, all inside the image) whose 16 transformed values
     /// start at `mo` (planes `kStride` apart); writes rows `p0` and `p0 + width`, adding rows
-    /// `a0` and `a0 + width` when `a0` is given.
+    /// `a0` and `a0 + width` when `a0` is given (the epilogue `sum`, `pooled` as in `f2Output`,
+    /// `pooled` pointing at the eight tiles' pooled values).
     @inline(__always)
     static func f2Output8(_ mo: UnsafeMutablePointer<Float>, kStride: Int, bias: Float, p0: UnsafeMutablePointer<Float>,
-                          a0: UnsafePointer<Float>?, width: Int, leaky: Bool, slope: Float) {
+                          a0: UnsafePointer<Float>?, width: Int, leaky: Bool, slope: Float, sum: Bool,
+                          pooled: UnsafeMutablePointer<Float>?) {
         @inline(__always) func at(_ k: Int) -> SIMD8<Float> { load8(mo + k * kStride) }
         let m0 = at(0), m1 = at(1), m2 = at(2), m3 = at(3)
         let m4 = at(4), m5 = at(5), m6 = at(6), m7 = at(7)
@@ -175,8 +190,26 @@ public enum Kernels: SIMDKernelSet {
             top.replace(with: top * k, where: top .< 0)
             bottom.replace(with: bottom * k, where: bottom .< 0)
         }
-        store16(top, p0)
-        store16(bottom, p1)
+        if let pooled { store8(poolRows(top, bottom), pooled) }
+        emit16(top, p0, sum: sum)
+        emit16(bottom, p1, sum: sum)
+    }
+
+    /// The 2x2 max-pooling of two rows of 16 values: 8 values, each `max(max(a0, a1), max(b0, b1))`
+    /// with `Swift.max`'s choice between equal values, as `maxPool2x2` computes it.
+    @inline(__always)
+    static func poolRows(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD8<Float> {
+        vmax(vmax(a.evenHalf, a.oddHalf), vmax(b.evenHalf, b.oddHalf))
+    }
+
+    /// `Swift.max` lane by lane: `y >= x ? y : x`.
+    @inline(__always)
+    static func vmax(_ x: SIMD8<Float>, _ y: SIMD8<Float>) -> SIMD8<Float> { x.replacing(with: y, where: y .>= x) }
+
+    /// Stores `v` at `p`, or adds it to what `p` holds with `sum`.
+    @inline(__always)
+    static func emit16(_ v: SIMD16<Float>, _ p: UnsafeMutablePointer<Float>, sum: Bool) {
+        store16(sum ? load16(p) + v : v, p)
     }
 
     // MARK: F(4x4, 3x3)
@@ -310,18 +343,23 @@ public enum Kernels: SIMDKernelSet {
 
     public static func f4Output(mo: UnsafeMutablePointer<Float>, kStride: Int, tileRowStart: Int, tileRowEnd: Int,
                                 tilesX: Int, height: Int, width: Int, bias: Float, plane: UnsafeMutablePointer<Float>,
-                                addend: UnsafePointer<Float>?, leaky: Bool, slope: Float) {
+                                addend: UnsafePointer<Float>?, leaky: Bool, slope: Float, sum: Bool,
+                                pooled: UnsafeMutablePointer<Float>?) {
+        // Tiles start at multiples of 4, so every pooling window lies inside one tile: tile
+        // (ty, tx)'s pooled values start at row 2 ty, column 2 tx of the pooled plane.
+        let pooledWidth = width / 2
         var t = 0
         for ty in tileRowStart..<tileRowEnd {
             let y = 4 * ty
             let rows = min(4, height - y)
+            let pooledRow = pooled.map { $0 + 2 * ty * pooledWidth }
             var tx = 0
             #if SEGSIMD_AVX512
             // 512-bit vectors: sixteen tiles (64 output columns) at a time.
             while tx + 16 <= tilesX && 4 * tx + 64 <= width {
                 f4OutputLanes(SIMD16<Float>.self, mo + t, kStride: kStride, bias: bias, p: plane + y * width + 4 * tx,
                               a: addend.map { $0 + y * width + 4 * tx }, width: width, rows: rows, leaky: leaky,
-                              slope: slope)
+                              slope: slope, sum: sum, pooled: pooledRow.map { $0 + 2 * tx }, pooledWidth: pooledWidth)
                 tx += 16
                 t += 16
             }
@@ -329,14 +367,15 @@ public enum Kernels: SIMDKernelSet {
             while tx + 8 <= tilesX && 4 * tx + 32 <= width {
                 f4OutputLanes(SIMD8<Float>.self, mo + t, kStride: kStride, bias: bias, p: plane + y * width + 4 * tx,
                               a: addend.map { $0 + y * width + 4 * tx }, width: width, rows: rows, leaky: leaky,
-                              slope: slope)
+                              slope: slope, sum: sum, pooled: pooledRow.map { $0 + 2 * tx }, pooledWidth: pooledWidth)
                 tx += 8
                 t += 8
             }
             while tx < tilesX {
                 f4Output1(mo + t, kStride: kStride, bias: bias, p: plane + y * width + 4 * tx,
                           a: addend.map { $0 + y * width + 4 * tx }, width: width, rows: rows,
-                          columns: min(4, width - 4 * tx), leaky: leaky, slope: slope)
+                          columns: min(4, width - 4 * tx), leaky: leaky, slope: slope, sum: sum,
+                          pooled: pooledRow.map { $0 + 2 * tx }, pooledWidth: pooledWidth)
                 tx += 1
                 t += 1
             }
@@ -345,11 +384,13 @@ public enum Kernels: SIMDKernelSet {
 
     /// `V.scalarCount` tiles (8 or, in the AVX-512 build, 16) whose 36 transformed values start at
     /// `mo` (planes `kStride` apart); writes `rows` rows of 4 x `V.scalarCount` outputs from `p`,
-    /// adding the values from `a` when it is given.
+    /// adding the values from `a` when it is given (the epilogue `sum`, `pooled` as in
+    /// `f2Output`, `pooled` pointing at the first tile's pooled values).
     @inline(__always)
     static func f4OutputLanes<V: TransformVector>(_: V.Type, _ mo: UnsafeMutablePointer<Float>, kStride: Int, bias: Float,
                                                   p: UnsafeMutablePointer<Float>, a: UnsafePointer<Float>?, width: Int,
-                                                  rows: Int, leaky: Bool, slope: Float) {
+                                                  rows: Int, leaky: Bool, slope: Float, sum: Bool,
+                                                  pooled: UnsafeMutablePointer<Float>?, pooledWidth: Int) {
         @inline(__always) func column(_ j: Int) -> (V, V, V, V) {
             @inline(__always) func at(_ i: Int) -> V { V.load(mo + (6 * i + j) * kStride) }
             return Self.at(at(0), at(1), at(2), at(3), at(4), at(5))
@@ -358,25 +399,29 @@ public enum Kernels: SIMDKernelSet {
         let s0 = column(0), s1 = column(1), s2 = column(2), s3 = column(3), s4 = column(4), s5 = column(5)
         for k in 0..<36 { V().store(mo + k * kStride) }
         let b = V(repeating: bias)
-        @inline(__always) func write(_ r: Int, _ m0: V, _ m1: V, _ m2: V, _ m3: V, _ m4: V, _ m5: V) {
+        @inline(__always) func row(_ m0: V, _ m1: V, _ m2: V, _ m3: V, _ m4: V, _ m5: V) -> (V, V, V, V) {
             let y = Self.at(m0, m1, m2, m3, m4, m5)
-            V.writeRow(y.0 + b, y.1 + b, y.2 + b, y.3 + b, p + r * width, addend: a.map { $0 + r * width },
-                       leaky: leaky, slope: slope)
+            return (y.0 + b, y.1 + b, y.2 + b, y.3 + b)
         }
-        write(0, s0.0, s1.0, s2.0, s3.0, s4.0, s5.0)
-        if rows > 1 { write(1, s0.1, s1.1, s2.1, s3.1, s4.1, s5.1) }
-        if rows > 2 { write(2, s0.2, s1.2, s2.2, s3.2, s4.2, s5.2) }
-        if rows > 3 { write(3, s0.3, s1.3, s2.3, s3.3, s4.3, s5.3) }
+        // Rows in pairs: a pair is one row of pooling windows.
+        @inline(__always) func pair(_ r: Int, _ top: (V, V, V, V), _ bottom: (V, V, V, V)?) {
+            V.writeRows(top, bottom, p + r * width, width: width, addend: a.map { $0 + r * width }, leaky: leaky,
+                        slope: slope, sum: sum, pooled: pooled.map { $0 + (r / 2) * pooledWidth })
+        }
+        pair(0, row(s0.0, s1.0, s2.0, s3.0, s4.0, s5.0), rows > 1 ? row(s0.1, s1.1, s2.1, s3.1, s4.1, s5.1) : nil)
+        if rows > 2 {
+            pair(2, row(s0.2, s1.2, s2.2, s3.2, s4.2, s5.2), rows > 3 ? row(s0.3, s1.3, s2.3, s3.3, s4.3, s5.3) : nil)
+        }
     }
 
     /// One output row of eight tiles: the four outputs of each tile (y0..y3, lane = tile)
-    /// interleaved into 32 consecutive floats from `q`, plus the 32 floats from `addend` when
-    /// it is given, then the LeakyReLU.
+    /// interleaved into 32 consecutive values (tiles 0-3, then 4-7), plus the 32 floats from
+    /// `addend` when it is given, then the LeakyReLU.
     @inline(__always)
-    static func writeRow8(_ y0: SIMD8<Float>, _ y1: SIMD8<Float>, _ y2: SIMD8<Float>, _ y3: SIMD8<Float>,
-                          _ q: UnsafeMutablePointer<Float>, addend: UnsafePointer<Float>?, leaky: Bool, slope: Float) {
-        @inline(__always) func put(_ a: SIMD4<Float>, _ b: SIMD4<Float>, _ c: SIMD4<Float>, _ d: SIMD4<Float>,
-                                   _ q: UnsafeMutablePointer<Float>, _ addend: UnsafePointer<Float>?) {
+    static func rowValues8(_ y: (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>), addend: UnsafePointer<Float>?,
+                           leaky: Bool, slope: Float) -> (SIMD16<Float>, SIMD16<Float>) {
+        @inline(__always) func values(_ a: SIMD4<Float>, _ b: SIMD4<Float>, _ c: SIMD4<Float>, _ d: SIMD4<Float>,
+                                      _ addend: UnsafePointer<Float>?) -> SIMD16<Float> {
             var ac = SIMD8<Float>(), bd = SIMD8<Float>()
             ac.evenHalf = a
             ac.oddHalf = c
@@ -387,15 +432,36 @@ public enum Kernels: SIMDKernelSet {
             row.oddHalf = bd
             if let addend { row += load16(addend) }
             if leaky { row.replace(with: row * SIMD16(repeating: slope), where: row .< 0) }
-            store16(row, q)
+            return row
         }
-        put(y0.lowHalf, y1.lowHalf, y2.lowHalf, y3.lowHalf, q, addend)
-        put(y0.highHalf, y1.highHalf, y2.highHalf, y3.highHalf, q + 16, addend.map { $0 + 16 })
+        return (values(y.0.lowHalf, y.1.lowHalf, y.2.lowHalf, y.3.lowHalf, addend),
+                values(y.0.highHalf, y.1.highHalf, y.2.highHalf, y.3.highHalf, addend.map { $0 + 16 }))
+    }
+
+    /// Rows `q` and (when `bottom` is given) `q + width` of eight tiles (see `rowValues8`),
+    /// stored or, with `sum`, added; with both rows and `pooled`, their 16 pooled values too.
+    @inline(__always)
+    static func writeRows8(_ top: (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>),
+                           _ bottom: (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>)?,
+                           _ q: UnsafeMutablePointer<Float>, width: Int, addend: UnsafePointer<Float>?, leaky: Bool,
+                           slope: Float, sum: Bool, pooled: UnsafeMutablePointer<Float>?) {
+        let t = rowValues8(top, addend: addend, leaky: leaky, slope: slope)
+        emit16(t.0, q, sum: sum)
+        emit16(t.1, q + 16, sum: sum)
+        guard let bottom else { return }
+        let b = rowValues8(bottom, addend: addend.map { $0 + width }, leaky: leaky, slope: slope)
+        emit16(b.0, q + width, sum: sum)
+        emit16(b.1, q + width + 16, sum: sum)
+        if let pooled {
+            store8(poolRows(t.0, b.0), pooled)
+            store8(poolRows(t.1, b.1), pooled + 8)
+        }
     }
 
     @inline(__always)
     static func f4Output1(_ mo: UnsafeMutablePointer<Float>, kStride: Int, bias: Float, p: UnsafeMutablePointer<Float>,
-                          a: UnsafePointer<Float>?, width: Int, rows: Int, columns: Int, leaky: Bool, slope: Float) {
+                          a: UnsafePointer<Float>?, width: Int, rows: Int, columns: Int, leaky: Bool, slope: Float,
+                          sum: Bool, pooled: UnsafeMutablePointer<Float>?, pooledWidth: Int) {
         // Rows of M as vectors of its six columns (lanes 6 and 7 unused).
         @inline(__always) func row(_ i: Int) -> SIMD8<Float> {
             let r = mo + 6 * i * kStride
@@ -403,16 +469,33 @@ public enum Kernels: SIMDKernelSet {
         }
         let s = at(row(0), row(1), row(2), row(3), row(4), row(5))
         for k in 0..<36 { mo[k * kStride] = 0 }
+        var tile = (SIMD4<Float>(), SIMD4<Float>(), SIMD4<Float>(), SIMD4<Float>())
         for r in 0..<rows {
             let v: SIMD8<Float> = r == 0 ? s.0 : r == 1 ? s.1 : r == 2 ? s.2 : s.3
             let y = at(v[0], v[1], v[2], v[3], v[4], v[5])
-            let values = SIMD4<Float>(y.0, y.1, y.2, y.3)
+            var values = SIMD4<Float>(y.0, y.1, y.2, y.3)
             let q = p + r * width
             for c in 0..<columns {
                 var value = values[c] + bias
                 if let a { value += a[r * width + c] }
                 if leaky && value < 0 { value *= slope }
-                q[c] = value
+                values[c] = value
+                q[c] = sum ? q[c] + value : value
+            }
+            switch r {
+            case 0: tile.0 = values
+            case 1: tile.1 = values
+            case 2: tile.2 = values
+            default: tile.3 = values
+            }
+        }
+        guard let pooled else { return }
+        // The windows inside the image: odd trailing rows and columns are dropped.
+        for pr in 0..<(rows / 2) {
+            let (top, bottom) = pr == 0 ? (tile.0, tile.1) : (tile.2, tile.3)
+            for pc in 0..<(columns / 2) {
+                pooled[pr * pooledWidth + pc] = max(max(top[2 * pc], top[2 * pc + 1]),
+                                                    max(bottom[2 * pc], bottom[2 * pc + 1]))
             }
         }
     }
@@ -487,9 +570,11 @@ extension SIMD16: TransformLanes where Scalar == Float {}
 /// A vector of tiles for the wide transforms (one lane per tile).
 protocol TransformVector: TransformLanes, SIMD where Scalar == Float {
     /// One output row of F(4x4, 3x3): the four outputs of each tile (y0..y3) interleaved into
-    /// 4 x `scalarCount` consecutive floats from `q` (see `Kernels.writeRow8`).
-    static func writeRow(_ y0: Self, _ y1: Self, _ y2: Self, _ y3: Self, _ q: UnsafeMutablePointer<Float>,
-                         addend: UnsafePointer<Float>?, leaky: Bool, slope: Float)
+    /// 4 x `scalarCount` consecutive floats from `q`, and the row below from `bottom` (see
+    /// `Kernels.writeRows8`).
+    static func writeRows(_ top: (Self, Self, Self, Self), _ bottom: (Self, Self, Self, Self)?,
+                          _ q: UnsafeMutablePointer<Float>, width: Int, addend: UnsafePointer<Float>?, leaky: Bool,
+                          slope: Float, sum: Bool, pooled: UnsafeMutablePointer<Float>?)
 }
 
 extension TransformVector {
@@ -502,19 +587,26 @@ extension TransformVector {
 
 extension SIMD8: TransformVector where Scalar == Float {
     @inline(__always)
-    static func writeRow(_ y0: Self, _ y1: Self, _ y2: Self, _ y3: Self, _ q: UnsafeMutablePointer<Float>,
-                         addend: UnsafePointer<Float>?, leaky: Bool, slope: Float) {
-        Kernels.writeRow8(y0, y1, y2, y3, q, addend: addend, leaky: leaky, slope: slope)
+    static func writeRows(_ top: (Self, Self, Self, Self), _ bottom: (Self, Self, Self, Self)?,
+                          _ q: UnsafeMutablePointer<Float>, width: Int, addend: UnsafePointer<Float>?, leaky: Bool,
+                          slope: Float, sum: Bool, pooled: UnsafeMutablePointer<Float>?) {
+        Kernels.writeRows8(top, bottom, q, width: width, addend: addend, leaky: leaky, slope: slope, sum: sum,
+                           pooled: pooled)
     }
 }
 
 extension SIMD16: TransformVector where Scalar == Float {
     /// Two rows of eight tiles, side by side.
     @inline(__always)
-    static func writeRow(_ y0: Self, _ y1: Self, _ y2: Self, _ y3: Self, _ q: UnsafeMutablePointer<Float>,
-                         addend: UnsafePointer<Float>?, leaky: Bool, slope: Float) {
-        Kernels.writeRow8(y0.lowHalf, y1.lowHalf, y2.lowHalf, y3.lowHalf, q, addend: addend, leaky: leaky, slope: slope)
-        Kernels.writeRow8(y0.highHalf, y1.highHalf, y2.highHalf, y3.highHalf, q + 32, addend: addend.map { $0 + 32 },
-                          leaky: leaky, slope: slope)
+    static func writeRows(_ top: (Self, Self, Self, Self), _ bottom: (Self, Self, Self, Self)?,
+                          _ q: UnsafeMutablePointer<Float>, width: Int, addend: UnsafePointer<Float>?, leaky: Bool,
+                          slope: Float, sum: Bool, pooled: UnsafeMutablePointer<Float>?) {
+        Kernels.writeRows8((top.0.lowHalf, top.1.lowHalf, top.2.lowHalf, top.3.lowHalf),
+                           bottom.map { ($0.0.lowHalf, $0.1.lowHalf, $0.2.lowHalf, $0.3.lowHalf) }, q, width: width,
+                           addend: addend, leaky: leaky, slope: slope, sum: sum, pooled: pooled)
+        Kernels.writeRows8((top.0.highHalf, top.1.highHalf, top.2.highHalf, top.3.highHalf),
+                           bottom.map { ($0.0.highHalf, $0.1.highHalf, $0.2.highHalf, $0.3.highHalf) }, q + 32,
+                           width: width, addend: addend.map { $0 + 32 }, leaky: leaky, slope: slope, sum: sum,
+                           pooled: pooled.map { $0 + 16 })
     }
 }

@@ -421,6 +421,116 @@ import Testing
     }
 }
 
+extension WinogradTests {
+    /// The fused epilogue: `accumulateActivated` adds the activated values to the output and
+    /// `pooled` writes their 2x2 max-pooling, in the output transform. Both must equal, bit for
+    /// bit, the convolution into a plane of its own followed by `Elementwise.add` and
+    /// `Resample.maxPool2x2` (what the network did before, and what its logits depend on), and
+    /// must match the naive loops. Shapes: 70 and 136 columns run the 16- and 8-tile paths and
+    /// the edge tiles; odd heights and widths drop a trailing pooling row or column; height 1
+    /// has no pooling window at all.
+    @Test(arguments: [(6, 5, 9, 70), (4, 3, 12, 136), (3, 2, 7, 7), (5, 4, 1, 9), (4, 3, 16, 64), (2, 3, 10, 11)])
+    func fusedSumAndPoolingEqualTheSeparatePasses(shape: (Int, Int, Int, Int)) {
+        let (cin, cout, h, w) = shape
+        var rng = TestRandom(UInt64(cin * 31 + cout * 7 + h * 3 + w))
+        let x = rng.floats(cin * h * w)
+        let weight = rng.floats(cout * cin * 9, scale: 0.5)
+        let bias = rng.floats(cout)
+        let start = rng.floats(cout * h * w)
+        let ph = h / 2, pw = w / 2, pooledCount = cout * ph * pw
+        let sentinel: Float = 12345
+        // The naive expectation: activated values, their sum with `start`, their pooling.
+        let conv = Naive.conv3x3(x, cin: cin, h: h, w: w, weight: weight, cout: cout, bias: bias)
+        let activated = conv.map { $0 >= 0 ? $0 : 0.01 * $0 }
+        let naiveSum = zip(start, activated).map { $0 + $1 }
+        var naivePooled = [Float](repeating: 0, count: pooledCount)
+        for o in 0..<cout {
+            for py in 0..<ph {
+                for px in 0..<pw {
+                    let p = activated.withUnsafeBufferPointer { $0.baseAddress! + o * h * w + 2 * py * w + 2 * px }
+                    naivePooled[(o * ph + py) * pw + px] = max(max(p[0], p[1]), max(p[w], p[w + 1]))
+                }
+            }
+        }
+        for variant in Winograd.Variant.allCases {
+            let filter = weight.withUnsafeBufferPointer {
+                Winograd.Filter(weight: $0.baseAddress!, rowStride: cin * 9, inChannels: cin, outChannels: cout,
+                                variant: variant)
+            }
+            for isa in KernelISA.supportedHere {
+                for band in [1, 1024] {
+                    let count = Winograd.scratchCount(inChannels: cin, outChannels: cout, height: h, width: w,
+                                                      bandTiles: band, variant: variant)
+                    var scratch = [Float](repeating: 0, count: count)
+                    func run(output: inout [Float], sum: Bool, pooled: UnsafeMutablePointer<Float>?) {
+                        bias.withUnsafeBufferPointer { b in
+                            Winograd.conv3x3(input: x, height: h, width: w, filter: filter, bias: b.baseAddress!,
+                                             output: &output, activation: .leakyReLU(0.01), accumulateActivated: sum,
+                                             pooled: pooled, scratch: &scratch, scratchCapacity: count, bandTiles: band,
+                                             isa: isa)
+                        }
+                    }
+                    // The separate passes.
+                    var plane = [Float](repeating: .nan, count: cout * h * w)
+                    run(output: &plane, sum: false, pooled: nil)
+                    var separateSum = start
+                    Elementwise.add(plane, to: &separateSum, count: plane.count)
+                    var separatePooled = [Float](repeating: .nan, count: pooledCount)
+                    Resample.maxPool2x2(input: plane, channels: cout, height: h, width: w, output: &separatePooled, isa: isa)
+                    // Fused: the sum and the pooling (a sentinel past the end must stay).
+                    var fusedSum = start
+                    var fusedPooled = [Float](repeating: .nan, count: pooledCount) + [sentinel]
+                    fusedPooled.withUnsafeMutableBufferPointer { run(output: &fusedSum, sum: true, pooled: $0.baseAddress!) }
+                    // Fused pooling beside a plain store (the output's old contents never read).
+                    var stored = [Float](repeating: .nan, count: cout * h * w)
+                    var storedPooled = [Float](repeating: .nan, count: pooledCount)
+                    storedPooled.withUnsafeMutableBufferPointer { run(output: &stored, sum: false, pooled: $0.baseAddress!) }
+                    let label = "\(isa) \(variant) band \(band)"
+                    #expect(fusedSum == separateSum, "\(label)")
+                    #expect(Array(fusedPooled.prefix(pooledCount)) == separatePooled, "\(label)")
+                    #expect(fusedPooled[pooledCount] == sentinel, "\(label)")
+                    #expect(stored == plane, "\(label)")
+                    #expect(storedPooled == separatePooled, "\(label)")
+                    #expect(relativeError(fusedSum, naiveSum) < Self.tolerance(variant), "\(label)")
+                    #expect(relativeError(separatePooled, naivePooled) < Self.tolerance(variant), "\(label)")
+                }
+            }
+        }
+    }
+
+    /// Pooling picks between equal values as `Swift.max` does (`y >= x ? y : x`), so windows of
+    /// +0 and -0 pool exactly as `Resample.maxPool2x2` pools them. With zero weights the output
+    /// is the addend through the LeakyReLU: the least negative float becomes -0 there.
+    @Test func fusedPoolingChoosesBetweenSignedZerosAsMaxPoolDoes() {
+        let h = 4, w = 40
+        let tiny = -Float.leastNonzeroMagnitude
+        let addend = (0..<(h * w)).map { i -> Float in [0, tiny, 0, tiny, tiny, 0, 1, tiny][(i * 5 + i / w) % 8] }
+        let x = [Float](repeating: 1, count: h * w)
+        let weight = [Float](repeating: 0, count: 9)
+        for variant in Winograd.Variant.allCases {
+            let filter = Winograd.Filter(weight: weight, rowStride: 9, inChannels: 1, outChannels: 1, variant: variant)
+            let count = Winograd.scratchCount(inChannels: 1, outChannels: 1, height: h, width: w, variant: variant)
+            for isa in KernelISA.supportedHere {
+                var scratch = [Float](repeating: 0, count: count)
+                var out = [Float](repeating: .nan, count: h * w)
+                var pooled = [Float](repeating: .nan, count: (h / 2) * (w / 2))
+                pooled.withUnsafeMutableBufferPointer { p in
+                    addend.withUnsafeBufferPointer { a in
+                        Winograd.conv3x3(input: x, height: h, width: w, filter: filter, bias: nil, output: &out,
+                                         addend: a.baseAddress!, activation: .leakyReLU(0.01), pooled: p.baseAddress!,
+                                         scratch: &scratch, scratchCapacity: count, isa: isa)
+                    }
+                }
+                let zeros = Set(out.filter { $0 == 0 }.map(\.sign))
+                #expect(zeros == [.plus, .minus], "\(isa) \(variant): the output has zeros of both signs")
+                var separate = [Float](repeating: .nan, count: pooled.count)
+                Resample.maxPool2x2(input: out, channels: 1, height: h, width: w, output: &separate, isa: isa)
+                #expect(pooled.map(\.bitPattern) == separate.map(\.bitPattern), "\(isa) \(variant)")
+            }
+        }
+    }
+}
+
 /// Convolve a slice of the input channels of a wider weight (as the model's query/support halves
 /// do), add to an existing output, then LeakyReLU(0.01): inputs and the naive expectation.
 struct SliceAccumulateCase {
