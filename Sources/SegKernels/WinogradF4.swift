@@ -16,11 +16,11 @@ extension Winograd {
     /// 207, alternating builds): 3-10% faster than 128 tiles at N=16 and N=64; 32 tiles no better.
     public static let defaultBandTilesF4 = 64
 
+    /// V and M of one band (the padded input rows of a band live on the stack, one channel at a time).
     static func scratchCountF4(inChannels: Int, outChannels: Int, height: Int, width: Int, bandTiles: Int) -> Int {
         let tilesX = (width + 3) / 4, tilesY = (height + 3) / 4
         let rows = max(1, min(tilesY, bandTiles / tilesX))
-        let padded = inChannels * 4 * (4 * tilesY + 2) * (tilesX + 1)
-        return padded + 36 * (inChannels * rows * tilesX + planePad) + 36 * (outChannels * rows * tilesX + planePad)
+        return 36 * (inChannels * rows * tilesX + planePad) + 36 * (outChannels * rows * tilesX + planePad)
     }
 
     /// u[k][o][c] for k in 0..<36 (k = 6i + j of G g Gᵀ), computed in double precision.
@@ -109,38 +109,37 @@ extension Winograd {
         let cin = filter.inChannels, cout = filter.outChannels
         let tilesX = (width + 3) / 4, tilesY = (height + 3) / 4
         let rowsPerBand = max(1, min(tilesY, bandTiles / tilesX))
-        // The zero-padded input (one pixel above and left, up to four below and right), split by
-        // column phase: column X of the padded image is column X / 4 of phase plane X % 4. A
-        // patch's six columns 4t ..< 4t + 6 are then column t of phases 0-3 and column t + 1 of
-        // phases 0-1, so eight side-by-side patches are plain 8-float loads.
-        let tw = tilesX + 1, ph = 4 * tilesY + 2
-        let phasePlane = ph * tw
-        let padded = scratch
-        Parallel.forEachChunk(cin, maxChunks: threads) { _, channels in
-            // Zero rows above and below; each input row padded and split by phase in one pass.
-            for c in channels {
-                let channel = Conv2D.plane(c, of: input, upper: upperInput, from: upperFrom, size: height * width)
-                let phases = padded + c * 4 * phasePlane
-                for phase in 0..<4 {
-                    let plane = phases + phase * phasePlane
-                    plane.update(repeating: 0, count: tw)
-                    (plane + (height + 1) * tw).update(repeating: 0, count: (ph - height - 1) * tw)
-                }
-                for y in 0..<height {
-                    kernels.f4SplitPaddedRow(input: channel + y * width, width: width,
-                                             row: phases + (y + 1) * tw, phasePlane: phasePlane, phaseWidth: tw)
-                }
-            }
-        }
+        let tw = tilesX + 1
         let hw = height * width
         bands(planes: 36, filter: filter, tilesX: tilesX, tilesY: tilesY, rowsPerBand: rowsPerBand,
-              v: scratch + cin * 4 * phasePlane, threads: threads) { ty0, ty1, v in
+              v: scratch, threads: threads) { ty0, ty1, v in
             let tiles = (ty1 - ty0) * tilesX
             let kStride = cin * tiles + planePad
+            // The band's rows of the zero-padded input (one pixel above and left, up to four below
+            // and right; padded row p is input row p - 1), split by column phase: column X of the
+            // padded image is column X / 4 of phase plane X % 4. A patch's six columns 4t ..< 4t + 6
+            // are then column t of phases 0-3 and column t + 1 of phases 0-1, so side-by-side
+            // patches are plain vector loads. One channel at a time, transformed while the split
+            // rows are in L1: no padded copy of the whole input is written and read back.
+            let bandRows = 4 * (ty1 - ty0) + 2
+            let phasePlane = bandRows * tw
             Parallel.forEachChunk(cin, maxChunks: threads) { _, range in
-                for c in range {
-                    kernels.f4Input(channel: padded + c * 4 * phasePlane, phasePlane: phasePlane, phaseWidth: tw,
-                                    tileRowStart: ty0, tileRowEnd: ty1, tilesX: tilesX, out: v + c * tiles, kStride: kStride)
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * phasePlane) { buffer in
+                    guard let phases = buffer.baseAddress else { return }
+                    for c in range {
+                        let channel = Conv2D.plane(c, of: input, upper: upperInput, from: upperFrom, size: hw)
+                        for r in 0..<bandRows {
+                            let y = 4 * ty0 + r - 1
+                            if y >= 0 && y < height {
+                                kernels.f4SplitPaddedRow(input: channel + y * width, width: width, row: phases + r * tw,
+                                                         phasePlane: phasePlane, phaseWidth: tw)
+                            } else {
+                                for phase in 0..<4 { (phases + phase * phasePlane + r * tw).update(repeating: 0, count: tw) }
+                            }
+                        }
+                        kernels.f4Input(channel: phases, phasePlane: phasePlane, phaseWidth: tw, tileRowStart: 0,
+                                        tileRowEnd: ty1 - ty0, tilesX: tilesX, out: v + c * tiles, kStride: kStride)
+                    }
                 }
             }
         } output: { m, tiles, ty0, ty1 in
