@@ -1,4 +1,5 @@
 public import SegModel
+internal import SegKernels
 
 /// Loading a UniverSeg network from a safetensors file.
 ///
@@ -24,7 +25,19 @@ public struct WeightsFile: Sendable {
     }
 
     public init(bytes: [UInt8], path: String = "<memory>") throws {
-        let contents = try SafeTensors.parse(bytes)
+        // The digest is taken on a second thread while the tensors are parsed (one thread, about
+        // as long); the network is then built on every thread.
+        var digest = ""
+        var parsed: Result<SafeTensors.Contents, any Error>?
+        Parallel.forEachItem(2, maxWorkers: 2) { _, item in
+            if item == 0 {
+                parsed = Result { try SafeTensors.parse(bytes) }
+            } else {
+                digest = SHA256.hex(bytes)
+            }
+        }
+        guard let parsed else { throw IOError(.invalidWeights, "internal error: the weights were not parsed") }
+        let contents = try parsed.get()
         let configuration = try WeightsFile.configuration(from: contents.metadata)
         do {
             self.model = try UniverSeg(configuration: configuration, tensors: contents.tensors)
@@ -33,7 +46,7 @@ public struct WeightsFile: Sendable {
         }
         self.path = path
         self.metadata = contents.metadata
-        self.sha256 = SHA256.hex(bytes)
+        self.sha256 = digest
     }
 
     /// A display name: the metadata "name", else the file name.
