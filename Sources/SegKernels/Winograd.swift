@@ -134,16 +134,23 @@ public enum Winograd {
     /// - pooled: [filter.outChannels, height / 2, width / 2] or nil: also the 2x2 max-pooling
     ///   (stride 2, odd trailing rows and columns dropped) of the activated values (not of the
     ///   sums), bit-identical to `Resample.maxPool2x2` of them, written as they are computed.
+    /// - lowerUpsampled: the channels read from `input` (below `upperFrom` when `upperInput` is
+    ///   given, else all) are stored at (height / 2) x (width / 2) and convolved as their x2
+    ///   bilinear upsampling (`Resample.upsampleBilinear2x`, bit-identical), made row by row as
+    ///   the transform needs them instead of stored first. `height` and `width` must be even.
     public static func conv3x3(
         input: UnsafePointer<Float>, upperInput: UnsafePointer<Float>? = nil, upperFrom: Int = 0,
         height: Int, width: Int, filter: Filter,
         bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, accumulate: Bool = false,
         addend: UnsafePointer<Float>? = nil, activation: Activation = .none,
-        accumulateActivated: Bool = false, pooled: UnsafeMutablePointer<Float>? = nil,
+        accumulateActivated: Bool = false, pooled: UnsafeMutablePointer<Float>? = nil, lowerUpsampled: Bool = false,
         scratch: UnsafeMutablePointer<Float>, scratchCapacity: Int, bandTiles: Int? = nil,
         threads: Int = Parallel.threadCount, isa: KernelISA = .active
     ) {
         let kernels = isa.kernels
+        precondition(!lowerUpsampled || (height % 2 == 0 && width % 2 == 0), "winograd: an upsampled input needs even sizes")
+        let rows = InputRows(input: input, upper: upperInput, upperFrom: upperFrom, height: height, width: width,
+                             upsampled: lowerUpsampled)
         precondition(!(accumulate && bias != nil), "winograd: bias with accumulate is not supported")
         precondition(!(accumulate && accumulateActivated), "winograd: accumulate and accumulateActivated exclude each other")
         precondition(addend == nil || (!accumulate && bias == nil), "winograd: an addend excludes accumulate and bias")
@@ -153,8 +160,7 @@ public enum Winograd {
         precondition(scratchCapacity >= scratchCount(inChannels: cin, outChannels: cout, height: height, width: width,
                                                      bandTiles: bandTiles, variant: filter.variant), "winograd: scratch too small")
         if filter.variant == .f4x4 {
-            conv3x3F4(input: input, upperInput: upperInput, upperFrom: upperFrom, height: height, width: width,
-                      filter: filter, bias: bias, output: output,
+            conv3x3F4(rows: rows, height: height, width: width, filter: filter, bias: bias, output: output,
                       addend: addend, activation: activation, sum: accumulateActivated, pooled: pooled, scratch: scratch,
                       bandTiles: bandTiles ?? defaultBandTilesF4, threads: threads, kernels: kernels)
             return
@@ -167,14 +173,14 @@ public enum Winograd {
         let padded = scratch
         Parallel.forEachChunk(cin, maxChunks: threads) { _, channels in
             for c in channels {
-                let channel = Conv2D.plane(c, of: input, upper: upperInput, from: upperFrom, size: height * width)
                 let plane = padded + c * ph * pw
                 // Only the border is zeroed: the interior is overwritten by the copy.
                 plane.update(repeating: 0, count: pw)
                 for y in 0..<height {
                     let row = plane + (y + 1) * pw
                     row[0] = 0
-                    (row + 1).update(from: channel + y * width, count: width)
+                    let source = rows.row(c, y, scratch: row + 1, kernels: kernels)
+                    if source != UnsafePointer(row + 1) { (row + 1).update(from: source, count: width) }
                     (row + 1 + width).update(repeating: 0, count: pw - 1 - width)
                 }
                 (plane + (height + 1) * pw).update(repeating: 0, count: (ph - height - 1) * pw)
@@ -190,6 +196,30 @@ public enum Winograd {
                             tilesX: tilesX, height: height, width: width, bias: bias, output: output,
                             planeStride: hw, addend: addend, activation: activation, sum: accumulateActivated,
                             pooled: pooled, threads: threads, kernels: kernels, variant: .f2x2)
+        }
+    }
+
+    /// Row `y` of input channel `c` of a convolution: in place in `input` or `upper` (a
+    /// concatenation read in place, see `Conv2D.plane`), or, for the channels of `input` when
+    /// they are stored at half resolution, their x2 upsampling made into `scratch` (`width` floats).
+    struct InputRows {
+        let input: UnsafePointer<Float>, upper: UnsafePointer<Float>?, upperFrom: Int
+        let height: Int, width: Int
+        let upsampler: Resample.Upsampler2x?
+
+        init(input: UnsafePointer<Float>, upper: UnsafePointer<Float>?, upperFrom: Int, height: Int, width: Int,
+             upsampled: Bool) {
+            (self.input, self.upper, self.upperFrom, self.height, self.width) = (input, upper, upperFrom, height, width)
+            upsampler = upsampled ? Resample.Upsampler2x(inHeight: height / 2, inWidth: width / 2) : nil
+        }
+
+        @inline(__always)
+        func row(_ c: Int, _ y: Int, scratch: UnsafeMutablePointer<Float>, kernels: any SIMDKernelSet.Type)
+            -> UnsafePointer<Float> {
+            if let upper, c >= upperFrom { return upper + (c - upperFrom) * height * width + y * width }
+            guard let upsampler else { return input + c * height * width + y * width }
+            upsampler.row(y, of: input + c * upsampler.inHeight * upsampler.inWidth, into: scratch, kernels: kernels)
+            return UnsafePointer(scratch)
         }
     }
 

@@ -100,7 +100,7 @@ extension Winograd {
     }
 
     static func conv3x3F4(
-        input: UnsafePointer<Float>, upperInput: UnsafePointer<Float>?, upperFrom: Int, height: Int, width: Int, filter: Filter,
+        rows: InputRows, height: Int, width: Int, filter: Filter,
         bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, addend: UnsafePointer<Float>?,
         activation: Activation, sum: Bool, pooled: UnsafeMutablePointer<Float>?, scratch: UnsafeMutablePointer<Float>,
         bandTiles: Int, threads: Int,
@@ -124,14 +124,16 @@ extension Winograd {
             let bandRows = 4 * (ty1 - ty0) + 2
             let phasePlane = bandRows * tw
             Parallel.forEachChunk(cin, maxChunks: threads) { _, range in
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * phasePlane) { buffer in
+                // The phase planes, then one row for an upsampled input row.
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * phasePlane + width) { buffer in
                     guard let phases = buffer.baseAddress else { return }
+                    let rowScratch = phases + 4 * phasePlane
                     for c in range {
-                        let channel = Conv2D.plane(c, of: input, upper: upperInput, from: upperFrom, size: hw)
                         for r in 0..<bandRows {
                             let y = 4 * ty0 + r - 1
                             if y >= 0 && y < height {
-                                kernels.f4SplitPaddedRow(input: channel + y * width, width: width, row: phases + r * tw,
+                                kernels.f4SplitPaddedRow(input: rows.row(c, y, scratch: rowScratch, kernels: kernels),
+                                                         width: width, row: phases + r * tw,
                                                          phasePlane: phasePlane, phaseWidth: tw)
                             } else {
                                 for phase in 0..<4 { (phases + phase * phasePlane + r * tw).update(repeating: 0, count: tw) }

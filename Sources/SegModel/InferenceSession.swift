@@ -41,7 +41,6 @@ public final class InferenceSession {
     private let q = FloatBuffer()
     private let meanIn = FloatBuffer()
     private let meanPrev = FloatBuffer()
-    private let uin = FloatBuffer()
     private let uA = FloatBuffer()
     private let uB = FloatBuffer()
     private let vA = FloatBuffer()
@@ -65,7 +64,7 @@ public final class InferenceSession {
 
     /// Bytes of scratch memory currently held by the session.
     public var workspaceBytes: Int {
-        ([q, meanIn, meanPrev, uin, uA, uB, vA, vB, gathered, skipMean0] + skipU + skipV
+        ([q, meanIn, meanPrev, uA, uB, vA, vB, gathered, skipMean0] + skipU + skipV
             + skipPartials + lanes.flatMap(\.buffers)).reduce(0) { $0 + $1.byteCount }
     }
 
@@ -106,7 +105,6 @@ public final class InferenceSession {
         q.reserve(plan.blockOutput)
         meanIn.reserve(plan.blockInput)
         meanPrev.reserve(plan.blockInput)
-        uin.reserve(plan.blockInput)
         uA.reserve(plan.blockOutput)
         uB.reserve(plan.blockOutput)
         let cfg = model.configuration
@@ -179,10 +177,13 @@ public final class InferenceSession {
     // MARK: - Forward pass
 
     /// With `upper`, the input's channels from `upperFrom` on are read from `upper` (a
-    /// concatenation read in place). The epilogue: with `sum`, the activated values are added to
-    /// `output` instead of stored; with `pooled`, their 2x2 max-pooling is also written there.
+    /// concatenation read in place); with `upsampled`, the channels read from `input` are stored
+    /// at half resolution and enter as their x2 bilinear upsampling. The epilogue: with `sum`, the
+    /// activated values are added to `output` instead of stored; with `pooled`, their 2x2
+    /// max-pooling is also written there.
     private func conv(
-        _ input: UnsafePointer<Float>, upper: UnsafePointer<Float>? = nil, upperFrom: Int = 0, _ channels: Int, _ side: Int,
+        _ input: UnsafePointer<Float>, upper: UnsafePointer<Float>? = nil, upperFrom: Int = 0, upsampled: Bool = false,
+        _ channels: Int, _ side: Int,
         weight: UnsafePointer<Float>, rowStride: Int, outChannels: Int, bias: UnsafePointer<Float>?,
         into output: UnsafeMutablePointer<Float>, plus addend: UnsafePointer<Float>? = nil,
         activation: Activation = .none, sum: Bool = false, pooled: UnsafeMutablePointer<Float>? = nil,
@@ -190,16 +191,24 @@ public final class InferenceSession {
     ) {
         let lane = lane ?? lanes[0]
         if let filter, useWinograd {
-            // The Winograd output transform adds the addend, sums and pools as it writes (im2col
-            // copies the addend in band by band, just before each band's product): no passes
-            // over planes before or after.
+            // The Winograd transforms upsample rows as they read them, and add the addend, sum
+            // and pool as they write (im2col copies the addend in band by band, just before each
+            // band's product): no passes over planes before or after.
             Winograd.conv3x3(input: input, upperInput: upper, upperFrom: upperFrom, height: side, width: side,
                              filter: filter, bias: bias, output: output,
                              addend: addend, activation: activation, accumulateActivated: sum, pooled: pooled,
+                             lowerUpsampled: upsampled,
                              scratch: lane.col.pointer, scratchCapacity: lane.col.capacity, threads: threads)
             return
         }
-        // im2col: a sum goes through the lane's scratch plane, the pooling is a pass of its own.
+        // im2col: an upsampled input is made whole in the lane's input plane first, a sum goes
+        // through the lane's scratch plane, the pooling is a pass of its own.
+        var input = input
+        if upsampled {
+            Resample.upsampleBilinear2x(input: input, channels: upper == nil ? channels : upperFrom, height: side / 2,
+                                        width: side / 2, output: lane.vin.pointer, threads: threads)
+            input = UnsafePointer(lane.vin.pointer)
+        }
         let target = sum ? lane.entryOut.pointer : output
         Conv2D.conv3x3(
             input: input, upperInput: upper, upperFrom: upperFrom, inChannels: channels, height: side, width: side,
@@ -254,11 +263,12 @@ public final class InferenceSession {
     ///
     /// The decoder's inputs are concatenations [up(u); skip]: each input given with an upper
     /// stack (`queryUpper`, `meanSupportUpper`, the `upper` of `supportConv`) holds its
-    /// channels from `upperFrom` on there, and is read in place.
+    /// channels from `upperFrom` on there, and is read in place; with `upsampled`, the channels
+    /// before `upperFrom` are given at half resolution and upsampled as they are read.
     private func crossBlock(
         _ block: CrossBlockWeights, side: Int, query u: UnsafePointer<Float>, queryUpper: UnsafePointer<Float>? = nil,
         queryChannels cu: Int, meanSupport: UnsafePointer<Float>, meanSupportUpper: UnsafePointer<Float>? = nil,
-        supportChannels cv: Int, upperFrom: Int = 0, queryOutput: UnsafeMutablePointer<Float>,
+        supportChannels cv: Int, upperFrom: Int = 0, upsampled: Bool = false, queryOutput: UnsafeMutablePointer<Float>,
         entries n: Int, blocks: Int? = nil, supportPath: Bool = true,
         entry: (_ lane: Lane, _ part: Int, _ range: Range<Int>,
                 _ supportConv: (UnsafePointer<Float>, UnsafePointer<Float>?, UnsafeMutablePointer<Float>, Bool,
@@ -270,12 +280,12 @@ public final class InferenceSession {
         let leaky = Activation.leakyReLU(slope)
         let wu = block.cross.pointer, wv = block.cross.pointer + cu * 9
         // Query half of the cross conv, once: q = W_u * u + b.
-        conv(u, upper: queryUpper, upperFrom: upperFrom, cu, side, weight: wu, rowStride: ldw, outChannels: w,
-             bias: block.crossBias.pointer, into: q.pointer, filter: block.crossQueryFilter)
+        conv(u, upper: queryUpper, upperFrom: upperFrom, upsampled: upsampled, cu, side, weight: wu, rowStride: ldw,
+             outChannels: w, bias: block.crossBias.pointer, into: q.pointer, filter: block.crossQueryFilter)
         // Query path: mean_i z_i = q + W_v * mean_i v_i.
         let zq = lanes[0].z.pointer
-        conv(meanSupport, upper: meanSupportUpper, upperFrom: upperFrom, cv, side, weight: wv, rowStride: ldw,
-             outChannels: w, bias: nil, into: zq, plus: q.pointer, filter: block.crossSupportFilter)
+        conv(meanSupport, upper: meanSupportUpper, upperFrom: upperFrom, upsampled: upsampled, cv, side, weight: wv,
+             rowStride: ldw, outChannels: w, bias: nil, into: zq, plus: q.pointer, filter: block.crossSupportFilter)
         conv(zq, w, side, weight: block.target.pointer, rowStride: w * 9, outChannels: w,
              bias: block.targetBias.pointer, into: queryOutput, activation: leaky, filter: block.targetFilter)
         guard supportPath else { return }
@@ -284,8 +294,9 @@ public final class InferenceSession {
         forEachEntry(n, blocks: blocks) { lane, threads, part, range in
             let z = lane.z.pointer
             entry(lane, part, range) { input, upper, dest, sum, pooled in
-                conv(input, upper: upper, upperFrom: upperFrom, cv, side, weight: wv, rowStride: ldw, outChannels: w,
-                     bias: nil, into: z, plus: qp, filter: block.crossSupportFilter, lane: lane, threads: threads)
+                conv(input, upper: upper, upperFrom: upperFrom, upsampled: upsampled, cv, side, weight: wv, rowStride: ldw,
+                     outChannels: w, bias: nil, into: z, plus: qp, filter: block.crossSupportFilter, lane: lane,
+                     threads: threads)
                 conv(z, w, side, weight: block.support.pointer, rowStride: w * 9, outChannels: w,
                      bias: block.supportBias.pointer, into: dest, activation: leaky, sum: sum, pooled: pooled,
                      filter: block.supportFilter, lane: lane, threads: threads)
@@ -375,45 +386,38 @@ public final class InferenceSession {
             let cSkip = cfg.encoderWidths[l]
             let cin = cPrev + cSkip
             let w = block.width
-            // Query input [up(u); skip], the skip read in place.
-            Resample.upsampleBilinear2x(input: u, channels: cPrev, height: prevSide, width: prevSide, output: uin.pointer,
-                                        threads: threads)
-            // Mean support input [up(mean_i v_i); mean_i skip_i] (upsampling is linear); at level 0
-            // the skips' mean is read in place from their partial sums' mean.
+            // Every input is [up(x); skip]: x is read at half resolution and upsampled row by row
+            // as the convolution reads it, the skip is read in place. The query's x is u.
+            // The mean support input is [up(mean_i v_i); mean_i skip_i] (upsampling is linear); at
+            // level 0 the skips' mean is their partial sums' mean.
             let prevHW = prevSide * prevSide
             if !supportMeanReady {
                 Elementwise.mean(v, entries: n, entryStride: cPrev * prevHW, count: cPrev * prevHW, into: meanPrev.pointer,
                                  threads: threads)
             }
-            Resample.upsampleBilinear2x(input: meanPrev.pointer, channels: cPrev, height: prevSide, width: prevSide,
-                                        output: meanIn.pointer, threads: threads)
             if l != 0 {
                 Elementwise.mean(skipV[l].pointer, entries: n, entryStride: cSkip * hw, count: cSkip * hw,
-                                 into: meanIn.pointer + cPrev * hw, threads: threads)
+                                 into: meanIn.pointer, threads: threads)
             }
             // The support path is skipped in the last block: its outputs are never used.
             let vp = v, vNextP = vNext.pointer, skipVP = skipV[l].pointer
             let blocks = feedsOnlyAMean ? partialSumBlocks(n, workers: passWorkers) : n
             let partials = skipPartials
-            crossBlock(block, side: side, query: uin.pointer, queryUpper: skipU[l].pointer, queryChannels: cin,
-                       meanSupport: meanIn.pointer, meanSupportUpper: l == 0 ? skipMean0.pointer : nil,
-                       supportChannels: cin, upperFrom: cPrev, queryOutput: uNext.pointer, entries: n, blocks: blocks,
-                       supportPath: !isLast) { lane, part, range, supportConv in
-                let vin = lane.vin.pointer
+            crossBlock(block, side: side, query: u, queryUpper: skipU[l].pointer, queryChannels: cin,
+                       meanSupport: meanPrev.pointer, meanSupportUpper: l == 0 ? skipMean0.pointer : meanIn.pointer,
+                       supportChannels: cin, upperFrom: cPrev, upsampled: true, queryOutput: uNext.pointer, entries: n,
+                       blocks: blocks, supportPath: !isLast) { _, part, range, supportConv in
                 for i in range {
-                    // [up(v_i); skip_i], the skip read in place.
-                    Resample.upsampleBilinear2x(input: vp + i * cPrev * prevHW, channels: cPrev, height: prevSide,
-                                                width: prevSide, output: vin)
-                    let skip = skipVP + i * cSkip * hw
+                    let input = vp + i * cPrev * prevHW, skip = skipVP + i * cSkip * hw
                     if feedsOnlyAMean {
-                        supportConv(vin, skip, partials[part].pointer, i != range.lowerBound, nil)
+                        supportConv(input, skip, partials[part].pointer, i != range.lowerBound, nil)
                     } else {
-                        supportConv(vin, skip, vNextP + i * w * hw, false, nil)
+                        supportConv(input, skip, vNextP + i * w * hw, false, nil)
                     }
                 }
             }
             if feedsOnlyAMean {
-                // meanPrev has been consumed above (upsampled into meanIn): it now takes the mean
+                // meanPrev has been consumed above (read by the query path): it now takes the mean
                 // the last block needs.
                 meanOfPartialSums(blocks, count: w * hw, entries: n, into: meanPrev.pointer, threads: threads)
                 supportMeanReady = true

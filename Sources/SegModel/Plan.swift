@@ -9,8 +9,9 @@ struct Plan {
     let winograd: Int
     /// Largest block output (channels x side^2) over all blocks.
     let blockOutput: Int
-    /// Largest block input (channels x side^2) held in a buffer: the mean support inputs, the
-    /// upsampled part of the decoder inputs.
+    /// Largest block input (channels x side^2) held in a buffer: the mean support inputs of the
+    /// encoder, the mean skips of the decoder, the upsampled part of a decoder input when im2col
+    /// needs it whole.
     let blockInput: Int
     /// Largest per-entry support tensor kept between blocks.
     let supportPerEntry: Int
@@ -41,11 +42,12 @@ struct Plan {
             im2col = max(im2col, Conv2D.scratchCount(inChannels: max(cin, w), height: s, width: s))
             winograd = max(winograd, Plan.winogradScratch(inChannels: max(cin, w), outChannels: w, side: s))
             out = max(out, w * s * s)
-            // The decoder's inputs [up(prev); skip] read the skip in place (an upper stack), so
-            // their buffers hold only the upsampled channels; the mean support input of a block
-            // above level 0 is written whole (the mean of the skips goes in after them).
-            let upsampled = cin - cfg.encoderWidths[l]  // the channels before the skip's
-            input = max(input, (l == 0 ? upsampled : cin) * s * s)
+            // The decoder's inputs [up(prev); skip] read prev at half resolution (Winograd
+            // upsamples it row by row; im2col needs it whole in a buffer) and the skip in place
+            // (an upper stack), except the mean of the support skips above level 0, which is
+            // made in a buffer.
+            let skip = cfg.encoderWidths[l]
+            input = max(input, max(cin - skip, skip) * s * s)
             // Per entry only below the last two blocks: the last one has no support outputs,
             // and those of the one before it are kept as partial sums.
             if j < cfg.levels - 3 { perEntry = max(perEntry, w * s * s) }

@@ -498,6 +498,52 @@ extension WinogradTests {
         }
     }
 
+    /// `lowerUpsampled`: input channels stored at half resolution enter as their x2 upsampling,
+    /// made row by row inside the transform. The result must equal, bit for bit, upsampling
+    /// with `Resample.upsampleBilinear2x` into a plane and convolving that (what the network did
+    /// before), with and without an upper stack read in place; and match the naive convolution
+    /// of the upsampled input. 72 columns: the 16- and 8-tile paths and an edge tile.
+    @Test(arguments: [(3, 2, 4, 6, 10), (5, 4, 3, 12, 72), (2, 3, 0, 8, 8), (4, 5, 4, 2, 2)])
+    func upsampledInputEqualsUpsamplingFirst(shape: (Int, Int, Int, Int, Int)) {
+        // `lower` channels at half resolution, `cin - lower` upper channels (none: no upper stack).
+        let (lower, cout, upperCount, h, w) = shape
+        let cin = lower + upperCount
+        var rng = TestRandom(UInt64(lower * 13 + cout * 5 + upperCount * 3 + h + w))
+        let half = rng.floats(lower * (h / 2) * (w / 2))
+        let upperPlanes = rng.floats(upperCount * h * w)
+        let weight = rng.floats(cout * cin * 9, scale: 0.5)
+        let bias = rng.floats(cout)
+        var upsampled = [Float](repeating: .nan, count: lower * h * w)
+        Resample.upsampleBilinear2x(input: half, channels: lower, height: h / 2, width: w / 2, output: &upsampled)
+        let naive = Naive.conv3x3(upsampled + upperPlanes, cin: cin, h: h, w: w, weight: weight, cout: cout, bias: bias)
+        for variant in Winograd.Variant.allCases {
+            let filter = Winograd.Filter(weight: weight, rowStride: cin * 9, inChannels: cin, outChannels: cout,
+                                         variant: variant)
+            for isa in KernelISA.supportedHere {
+                for band in [1, 1024] {
+                    let count = Winograd.scratchCount(inChannels: cin, outChannels: cout, height: h, width: w,
+                                                      bandTiles: band, variant: variant)
+                    var scratch = [Float](repeating: .nan, count: count)
+                    func run(_ input: [Float], upsampled: Bool) -> [Float] {
+                        var out = [Float](repeating: .nan, count: cout * h * w)
+                        upperPlanes.withUnsafeBufferPointer { up in
+                            Winograd.conv3x3(input: input, upperInput: upperCount > 0 ? up.baseAddress : nil,
+                                             upperFrom: lower, height: h, width: w, filter: filter, bias: bias,
+                                             output: &out, lowerUpsampled: upsampled, scratch: &scratch,
+                                             scratchCapacity: count, bandTiles: band, isa: isa)
+                        }
+                        return out
+                    }
+                    let fused = run(half, upsampled: true)
+                    let separate = run(upsampled, upsampled: false)
+                    let label = "\(isa) \(variant) band \(band)"
+                    #expect(fused == separate, "\(label)")
+                    #expect(relativeError(fused, naive) < Self.tolerance(variant), "\(label)")
+                }
+            }
+        }
+    }
+
     /// Pooling picks between equal values as `Swift.max` does (`y >= x ? y : x`), so windows of
     /// +0 and -0 pool exactly as `Resample.maxPool2x2` pools them. With zero weights the output
     /// is the addend through the LeakyReLU: the least negative float becomes -0 there.
