@@ -216,8 +216,9 @@ public enum Winograd {
         @inline(__always)
         func row(_ c: Int, _ y: Int, scratch: UnsafeMutablePointer<Float>, kernels: any SIMDKernelSet.Type)
             -> UnsafePointer<Float> {
-            if let upper, c >= upperFrom { return upper + (c - upperFrom) * height * width + y * width }
-            guard let upsampler else { return input + c * height * width + y * width }
+            guard let upsampler, upper == nil || c < upperFrom else {
+                return Conv2D.plane(c, of: input, upper: upper, from: upperFrom, size: height * width) + y * width
+            }
             upsampler.row(y, of: input + c * upsampler.inHeight * upsampler.inWidth, into: scratch, kernels: kernels)
             return UnsafePointer(scratch)
         }
