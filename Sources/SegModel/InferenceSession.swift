@@ -46,10 +46,8 @@ public final class InferenceSession {
     private let vA = FloatBuffer()
     private let vB = FloatBuffer()
     private let gathered = FloatBuffer()
-    private let skipMean0 = FloatBuffer()
-    /// Partial sums of support outputs that are only needed as their mean (the level-0 skips,
-    /// then the outputs of the decoder block before the last), one per block of entries (see
-    /// `partialSumBlocks`).
+    /// Partial sums of the level-0 support skips, which are only needed as their mean, one per
+    /// block of entries (see `partialSumBlocks`). The first one ends up holding the mean.
     private var skipPartials: [FloatBuffer] = []
     private let skipU: [FloatBuffer]
     private let skipV: [FloatBuffer]
@@ -64,7 +62,7 @@ public final class InferenceSession {
 
     /// Bytes of scratch memory currently held by the session.
     public var workspaceBytes: Int {
-        ([q, meanIn, meanPrev, uA, uB, vA, vB, gathered, skipMean0] + skipU + skipV
+        ([q, meanIn, meanPrev, uA, uB, vA, vB, gathered] + skipU + skipV
             + skipPartials + lanes.flatMap(\.buffers)).reduce(0) { $0 + $1.byteCount }
     }
 
@@ -108,7 +106,6 @@ public final class InferenceSession {
         uA.reserve(plan.blockOutput)
         uB.reserve(plan.blockOutput)
         let cfg = model.configuration
-        skipMean0.reserve(cfg.encoderWidths[0] * plan.pixels)
         for l in 0..<(cfg.levels - 1) {
             let s = cfg.size(atLevel: l)
             skipU[l].reserve(cfg.encoderWidths[l] * s * s)
@@ -304,12 +301,13 @@ public final class InferenceSession {
         }
     }
 
-    /// The mean over `entries` entries from the partial sums of `blocks` blocks, added in block
-    /// order (so the result does not depend on which thread took which block).
-    private func meanOfPartialSums(_ blocks: Int, count: Int, entries n: Int, into mean: UnsafeMutablePointer<Float>,
-                                   threads: Int) {
-        mean.update(from: skipPartials[0].pointer, count: count)
-        for k in 1..<max(1, blocks) { Elementwise.add(skipPartials[k].pointer, to: mean, count: count, threads: threads) }
+    /// The mean over `entries` entries from the partial sums `partials` (one per block), added in
+    /// block order (so the result does not depend on which thread took which block). `mean` may
+    /// be the first partial sum itself.
+    private func meanOfPartialSums(_ partials: [UnsafeMutablePointer<Float>], count: Int, entries n: Int,
+                                   into mean: UnsafeMutablePointer<Float>, threads: Int) {
+        if mean != partials[0] { mean.update(from: partials[0], count: count) }
+        for p in partials.dropFirst() { Elementwise.add(p, to: mean, count: count, threads: threads) }
         Elementwise.scale(mean, by: 1 / Float(n), count: count, threads: threads)
     }
 
@@ -337,7 +335,7 @@ public final class InferenceSession {
             let uOut = isLast ? uNext.pointer : skipU[l].pointer
             let pooledPerEntry = w * (side / 2) * (side / 2)
             let blocks = l == 0 ? partialSumBlocks(n, workers: passWorkers) : n
-            let partials = skipPartials
+            let partials = skipPartials.prefix(blocks).map(\.pointer)
             let vp = v, inStride = cv * hw, vNextP = vNext.pointer, skipVP = skipV[l].pointer
             crossBlock(block, side: side, query: u, queryChannels: cu, meanSupport: meanIn.pointer, supportChannels: cv,
                        queryOutput: uOut, entries: n, blocks: blocks) { _, part, range, supportConv in
@@ -347,16 +345,17 @@ public final class InferenceSession {
                     } else if l == 0 {
                         // Summed into the block's partial sum as they are written (the block's
                         // first entry stores: no clearing pass), pooled on the way.
-                        supportConv(vp + i * inStride, nil, partials[part].pointer, i != range.lowerBound,
+                        supportConv(vp + i * inStride, nil, partials[part], i != range.lowerBound,
                                     vNextP + i * pooledPerEntry)
                     } else {
                         supportConv(vp + i * inStride, nil, skipVP + i * w * hw, false, vNextP + i * pooledPerEntry)
                     }
                 }
             }
-            if l == 0 {
-                // Level-0 skips are only needed as their mean (the last decoder block has no support path).
-                meanOfPartialSums(blocks, count: w * hw, entries: n, into: skipMean0.pointer, threads: threads)
+            if l == 0 && !isLast {
+                // Level-0 skips are only needed as their mean (the last decoder block has no
+                // support path): made in place, in the first partial sum.
+                meanOfPartialSums(partials, count: w * hw, entries: n, into: partials[0], threads: threads)
             }
             if !isLast {
                 Resample.maxPool2x2(input: uOut, channels: w, height: side, width: side, output: uNext.pointer,
@@ -372,12 +371,14 @@ public final class InferenceSession {
 
         // Decoder.
         var supportMeanReady = false
+        let skipMean0 = UnsafePointer(skipPartials[0].pointer)
         for j in 0..<(levels - 1) {
             let block = model.decoder[j]
             let l = levels - 2 - j
             let isLast = j == levels - 2
             // The support outputs of the block before the last are only needed as their mean
-            // (the last block has no support path): kept as partial sums, like the level-0 skips.
+            // (the last block has no support path): kept as partial sums, like the level-0 skips,
+            // in the per-entry buffer this block would otherwise write (at most one per entry).
             let feedsOnlyAMean = j == levels - 3
             let prevSide = side
             side *= 2
@@ -402,15 +403,20 @@ public final class InferenceSession {
             // The support path is skipped in the last block: its outputs are never used.
             let vp = v, vNextP = vNext.pointer, skipVP = skipV[l].pointer
             let blocks = feedsOnlyAMean ? partialSumBlocks(n, workers: passWorkers) : n
-            let partials = skipPartials
+            let partials = feedsOnlyAMean ? (0..<blocks).map { vNextP + $0 * w * hw } : []
+            precondition(partials.count * w * hw <= vNext.capacity, "partial sums exceed the per-entry buffer")
+            // The last block's query output goes to a per-entry buffer where it fits: those are
+            // dead by then and already in memory, where the query buffer's full-resolution part
+            // would be touched for the first time.
+            let queryOutput = isLast && vNext.capacity >= w * hw ? vNextP : uNext.pointer
             crossBlock(block, side: side, query: u, queryUpper: skipU[l].pointer, queryChannels: cin,
-                       meanSupport: meanPrev.pointer, meanSupportUpper: l == 0 ? skipMean0.pointer : meanIn.pointer,
-                       supportChannels: cin, upperFrom: cPrev, upsampled: true, queryOutput: uNext.pointer, entries: n,
+                       meanSupport: meanPrev.pointer, meanSupportUpper: l == 0 ? skipMean0 : UnsafePointer(meanIn.pointer),
+                       supportChannels: cin, upperFrom: cPrev, upsampled: true, queryOutput: queryOutput, entries: n,
                        blocks: blocks, supportPath: !isLast) { _, part, range, supportConv in
                 for i in range {
                     let input = vp + i * cPrev * prevHW, skip = skipVP + i * cSkip * hw
                     if feedsOnlyAMean {
-                        supportConv(input, skip, partials[part].pointer, i != range.lowerBound, nil)
+                        supportConv(input, skip, partials[part], i != range.lowerBound, nil)
                     } else {
                         supportConv(input, skip, vNextP + i * w * hw, false, nil)
                     }
@@ -419,10 +425,10 @@ public final class InferenceSession {
             if feedsOnlyAMean {
                 // meanPrev has been consumed above (read by the query path): it now takes the mean
                 // the last block needs.
-                meanOfPartialSums(blocks, count: w * hw, entries: n, into: meanPrev.pointer, threads: threads)
+                meanOfPartialSums(partials, count: w * hw, entries: n, into: meanPrev.pointer, threads: threads)
                 supportMeanReady = true
             }
-            u = UnsafePointer(uNext.pointer)
+            u = UnsafePointer(queryOutput)
             v = UnsafePointer(vNext.pointer)
             cu = w
             (uNext, vNext) = (uNext === uA ? uB : uA, vNext === vA ? vB : vA)

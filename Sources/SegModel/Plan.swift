@@ -13,10 +13,11 @@ struct Plan {
     /// encoder, the mean skips of the decoder, the upsampled part of a decoder input when im2col
     /// needs it whole.
     let blockInput: Int
-    /// Largest per-entry support tensor kept between blocks.
+    /// Largest per-entry support tensor kept between blocks, or summed there: the decoder block
+    /// before the last keeps its outputs (only needed as their mean) as partial sums, at most
+    /// one per entry, in the per-entry buffer it would otherwise write.
     let supportPerEntry: Int
-    /// A partial sum over support entries: of the level-0 outputs, and of the outputs of the
-    /// decoder block before the last (both are only needed as their mean).
+    /// A partial sum of the level-0 support outputs (only needed as their mean).
     let partialSum: Int
 
     init(_ cfg: UniverSegConfiguration) {
@@ -33,7 +34,6 @@ struct Plan {
             input = max(input, inputs[l].support * s * s)
             perEntry = max(perEntry, l == cfg.levels - 1 ? w * s * s : w * (s / 2) * (s / 2))
         }
-        var partial = cfg.encoderWidths[0] * pixels
         for j in 0..<(cfg.levels - 1) {
             let l = cfg.levels - 2 - j
             let s = cfg.size(atLevel: l)
@@ -48,17 +48,15 @@ struct Plan {
             // made in a buffer.
             let skip = cfg.encoderWidths[l]
             input = max(input, max(cin - skip, skip) * s * s)
-            // Per entry only below the last two blocks: the last one has no support outputs,
-            // and those of the one before it are kept as partial sums.
-            if j < cfg.levels - 3 { perEntry = max(perEntry, w * s * s) }
-            if j == cfg.levels - 3 { partial = max(partial, w * s * s) }
+            // Every block but the last (which has no support outputs).
+            if j < cfg.levels - 2 { perEntry = max(perEntry, w * s * s) }
         }
         self.im2col = im2col
         self.winograd = winograd
         self.blockOutput = out
         self.blockInput = input
         self.supportPerEntry = perEntry
-        self.partialSum = partial
+        self.partialSum = cfg.encoderWidths[0] * pixels
     }
 
     /// Enough for either Winograd variant: the filters carry the variant they were made with.
