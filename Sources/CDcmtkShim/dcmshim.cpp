@@ -825,10 +825,11 @@ int32_t writeSegmentation(const dcmshim_buffer *sources, size_t sourceCount, con
     CHECK(seg->writeDataset(*file.getDataset()), "writing the segmentation");
     markSpatialLocationsPreserved(file.getDataset());
     {
-        // Type 2C elements that dcmiod leaves out when the source's value is empty or absent, but
-        // that a SEG without plane geometry needs, empty if unknown (as dciodvfy checks them):
-        // PatientOrientation (General Image) and Laterality (General Series, from the source).
-        // With plane positions dciodvfy refuses an empty Laterality, so it is only added here.
+        // PatientOrientation (General Image, Type 2C) is left out by dcmiod when the source's
+        // value is empty or absent, but a SEG without plane geometry needs it, empty if unknown.
+        // Laterality (General Series, Type 2C: only for a paired body part) is copied only when
+        // the source has a value: an empty one where the condition does not hold is an error to
+        // dciodvfy ("present when condition unsatisfied").
         DcmDataset *out = file.getDataset();
         if (!geometry->use_positions && !out->tagExists(DCM_PatientOrientation)) {
             OFString orientation;
@@ -838,7 +839,9 @@ int32_t writeSegmentation(const dcmshim_buffer *sources, size_t sourceCount, con
         if (!geometry->use_positions && !out->tagExists(DCM_Laterality)) {
             OFString laterality;
             getString(first, DCM_Laterality, laterality);
-            CHECK(out->putAndInsertString(DCM_Laterality, laterality.c_str()), "setting Laterality");
+            if (!laterality.empty()) {
+                CHECK(out->putAndInsertString(DCM_Laterality, laterality.c_str()), "setting Laterality");
+            }
         }
     }
     // A caller-chosen SOP Instance UID (derived from the request, so that a redelivered request

@@ -57,14 +57,17 @@ struct SegmentationTests {
         #expect(report.spatialLocationsPreserved == Array(repeating: "YES", count: frames))
     }
 
-    /// dciodvfy exits 0 (no errors) for `bytes`; its warnings are printed.
+    /// dciodvfy reports no errors for `bytes` (it exits 0 also when it prints `Error - ...`
+    /// lines, so those are counted); its warnings are printed.
     func expectValidIOD(_ bytes: [UInt8]) throws {
         let dciodvfy = try #require(Tools.dciodvfy)
         let directory = try TemporaryDirectory(prefix: "segdicom-dciodvfy")
         try directory.write("seg.dcm", bytes)
         let result = try runProcess(dciodvfy, [directory.path + "/seg.dcm"])
+        let lines = (result.stderr + result.stdout).split(separator: "\n")
         #expect(result.status == 0, "dciodvfy:\n\(result.stderr)\(result.stdout)")
-        let warnings = (result.stderr + result.stdout).split(separator: "\n").filter { $0.hasPrefix("Warning") }
+        #expect(lines.filter { $0.hasPrefix("Error") }.isEmpty, "dciodvfy:\n\(result.stderr)\(result.stdout)")
+        let warnings = lines.filter { $0.hasPrefix("Warning") }
         print("dciodvfy: \(warnings.count) warning(s)" + warnings.map { "\n  " + $0 }.joined())
     }
 
