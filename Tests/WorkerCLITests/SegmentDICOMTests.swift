@@ -41,9 +41,8 @@ struct SegmentDICOMTests {
             #expect(a.width == 64 && a.height == 64)
             #expect(a.values == b.values, "\(dicom): the DICOM mask must equal the PNG mask of the same pixels")
             let seg = "\(s.path)/out/\(dicom).seg.dcm"
-            let verify = try CLIDICOM.run("/usr/bin/dciodvfy", [seg])
-            #expect(verify.status == 0, "dciodvfy: \(verify.stderr.suffix(3000))")
-            #expect(!verify.stderr.contains("Error"), "dciodvfy: \(verify.stderr.suffix(3000))")
+            let verify = try Dciodvfy.check(seg)
+            #expect(verify.passed, "dciodvfy: \(verify.output.suffix(3000))")
             let check = try CLIDICOM.run("/usr/bin/env", ["python3", CLIDICOM.repository.path + "/Scripts/check_seg.py", seg, series.paths[k]])
             #expect(check.status == 0, "check_seg.py: \(check.stdout) \(check.stderr.suffix(2000))")
             let json = try #require(try JSONSerialization.jsonObject(with: Data(check.stdout.utf8)) as? [String: Any])
@@ -71,9 +70,8 @@ struct SegmentDICOMTests {
                                        "multiframe.seg.dcm"])
         let mask = try PNGCodec.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: s.path + "/out/multiframe.f0002.mask.png"))))
         #expect(mask.width == 48 && mask.height == 32)
-        let verify = try CLIDICOM.run("/usr/bin/dciodvfy", [s.path + "/out/multiframe.seg.dcm"])
-        #expect(verify.status == 0, "dciodvfy: \(verify.stderr.suffix(3000))")
-        #expect(!verify.stderr.contains("Error"), "dciodvfy: \(verify.stderr.suffix(3000))")
+        let verify = try Dciodvfy.check(s.path + "/out/multiframe.seg.dcm")
+        #expect(verify.passed, "dciodvfy: \(verify.output.suffix(3000))")
         #expect(r.stdout.contains("SEG of 3 frames"), "\(r.stdout)")
     }
 

@@ -87,14 +87,13 @@ struct DICOMServeTests {
         return byID
     }
 
-    /// Writes `seg` and checks it: dciodvfy exits 0 and highdicom maps it onto the sources;
+    /// Writes `seg` and checks it: dciodvfy passes it and highdicom maps it onto the sources;
     /// returns highdicom's mask per source SOP instance UID ("0101...", row-major).
     static func checkSEG(_ seg: [UInt8], sources: [String], in dir: TemporaryDirectory, name: String) throws -> [String: String] {
         try dir.write(name, seg)
         let path = dir.path + "/" + name
-        let verify = try run("/usr/bin/dciodvfy", [path])
-        #expect(verify.status == 0, "dciodvfy: \(verify.stderr.suffix(3000))")
-        #expect(!verify.stderr.contains("Error"), "dciodvfy: \(verify.stderr.suffix(3000))")
+        let verify = try Dciodvfy.check(path)
+        #expect(verify.passed, "dciodvfy: \(verify.output.suffix(3000))")
         let check = try run("/usr/bin/env", ["python3", repository.path + "/Scripts/check_seg.py", path] + sources)
         #expect(check.status == 0, "check_seg.py: \(check.stdout) \(check.stderr.suffix(2000))")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(check.stdout.utf8)) as? [String: Any])
