@@ -59,33 +59,52 @@ public enum Conv2D {
         // own bands in its own slice of the scratch memory.
         let slots = BLAS.runsIndependentCalls ? max(1, min(threads, scratchCapacity / perBand)) : 1
         Parallel.forEachChunk(bands, maxChunks: slots) { slot, range in
-            let col = scratch + slot * perBand
             for band in range {
                 let y0 = band * rows, y1 = min(height, y0 + rows)
-                let columns = (y1 - y0) * width
-                im2col3x3(input: input, upperInput: upperInput, upperFrom: upperFrom, channels: inChannels,
-                          height: height, width: width, rowStart: y0, rowEnd: y1, into: col,
-                          threads: slots == 1 ? threads : 1)
-                let out = output + y0 * width
-                var beta: Float = accumulate ? 1 : 0
-                if let bias {
-                    for o in 0..<outChannels {
-                        (out + o * hw).update(repeating: bias[o], count: columns)
-                    }
-                    beta = 1
-                } else if let addend {
-                    for o in 0..<outChannels {
-                        (out + o * hw).update(from: addend + y0 * width + o * hw, count: columns)
-                    }
-                    beta = 1
-                }
-                BLAS.sgemm(m: outChannels, n: columns, k: k, a: weight, lda: ldw,
-                           b: col, ldb: columns, beta: beta, c: out, ldc: hw)
-                if activation != .none {
-                    for o in 0..<outChannels {
-                        Elementwise.apply(activation, out + o * hw, count: columns)
-                    }
-                }
+                rows3x3(input: input, upperInput: upperInput, upperFrom: upperFrom, inChannels: inChannels,
+                        height: height, width: width, rowStart: y0, rowEnd: y1, weight: weight, weightRowStride: ldw,
+                        outChannels: outChannels, bias: bias, output: output + y0 * width, outputPlaneStride: hw,
+                        accumulate: accumulate, addend: addend, activation: activation,
+                        scratch: scratch + slot * perBand, threads: slots == 1 ? threads : 1)
+            }
+        }
+    }
+
+    /// Output rows [rowStart, rowEnd) of `conv3x3` (same arguments): unfolded into `scratch`
+    /// (`inChannels * 9 * (rowEnd - rowStart) * width` floats) and multiplied with one sgemm.
+    /// Row r of output channel o goes to `output + o * outputPlaneStride + (r - rowStart) * width`,
+    /// so the rows can go into whole planes (`outputPlaneStride` height * width, `output` at row
+    /// `rowStart`) or into a band of their own (stride (rowEnd - rowStart) * width). `addend`
+    /// is whole planes, read at the same rows.
+    public static func rows3x3(
+        input: UnsafePointer<Float>, upperInput: UnsafePointer<Float>? = nil, upperFrom: Int = 0,
+        inChannels: Int, height: Int, width: Int, rowStart y0: Int, rowEnd y1: Int,
+        weight: UnsafePointer<Float>, weightRowStride ldw: Int, outChannels: Int, bias: UnsafePointer<Float>?,
+        output out: UnsafeMutablePointer<Float>, outputPlaneStride: Int, accumulate: Bool = false,
+        addend: UnsafePointer<Float>? = nil, activation: Activation = .none,
+        scratch col: UnsafeMutablePointer<Float>, threads: Int = 1
+    ) {
+        let hw = height * width
+        let columns = (y1 - y0) * width
+        im2col3x3(input: input, upperInput: upperInput, upperFrom: upperFrom, channels: inChannels,
+                  height: height, width: width, rowStart: y0, rowEnd: y1, into: col, threads: threads)
+        var beta: Float = accumulate ? 1 : 0
+        if let bias {
+            for o in 0..<outChannels {
+                (out + o * outputPlaneStride).update(repeating: bias[o], count: columns)
+            }
+            beta = 1
+        } else if let addend {
+            for o in 0..<outChannels {
+                (out + o * outputPlaneStride).update(from: addend + y0 * width + o * hw, count: columns)
+            }
+            beta = 1
+        }
+        BLAS.sgemm(m: outChannels, n: columns, k: inChannels * 9, a: weight, lda: ldw,
+                   b: col, ldb: columns, beta: beta, c: out, ldc: outputPlaneStride)
+        if activation != .none {
+            for o in 0..<outChannels {
+                Elementwise.apply(activation, out + o * outputPlaneStride, count: columns)
             }
         }
     }

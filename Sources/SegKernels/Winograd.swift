@@ -202,22 +202,32 @@ public enum Winograd {
     /// Row `y` of input channel `c` of a convolution: in place in `input` or `upper` (a
     /// concatenation read in place, see `Conv2D.plane`), or, for the channels of `input` when
     /// they are stored at half resolution, their x2 upsampling made into `scratch` (`width` floats).
+    /// A band input holds only rows `rowOrigin ..< rowOrigin + channelStride / width` of each channel.
     struct InputRows {
         let input: UnsafePointer<Float>, upper: UnsafePointer<Float>?, upperFrom: Int
         let height: Int, width: Int
         let upsampler: Resample.Upsampler2x?
+        let channelStride: Int, rowOrigin: Int
 
         init(input: UnsafePointer<Float>, upper: UnsafePointer<Float>?, upperFrom: Int, height: Int, width: Int,
              upsampled: Bool) {
             (self.input, self.upper, self.upperFrom, self.height, self.width) = (input, upper, upperFrom, height, width)
             upsampler = upsampled ? Resample.Upsampler2x(inHeight: height / 2, inWidth: width / 2) : nil
+            (channelStride, rowOrigin) = (height * width, 0)
+        }
+
+        /// Rows `rows` of every channel, [channels, rows.count, width] at `band`.
+        init(band: UnsafePointer<Float>, rows: Range<Int>, height: Int, width: Int) {
+            (input, upper, upperFrom, self.height, self.width, upsampler) = (band, nil, 0, height, width, nil)
+            (channelStride, rowOrigin) = (rows.count * width, rows.lowerBound)
         }
 
         @inline(__always)
         func row(_ c: Int, _ y: Int, scratch: UnsafeMutablePointer<Float>, kernels: any SIMDKernelSet.Type)
             -> UnsafePointer<Float> {
             guard let upsampler, upper == nil || c < upperFrom else {
-                return Conv2D.plane(c, of: input, upper: upper, from: upperFrom, size: height * width) + y * width
+                return Conv2D.plane(c, of: input, upper: upper, from: upperFrom, size: channelStride)
+                    + (y - rowOrigin) * width
             }
             upsampler.row(y, of: input + c * upsampler.inHeight * upsampler.inWidth, into: scratch, kernels: kernels)
             return UnsafePointer(scratch)
@@ -229,18 +239,23 @@ public enum Winograd {
     /// products accumulate into M (beta 1), which is all zero here and is zeroed again by the
     /// output transform as it reads each band: OpenBLAS then skips its separate pass that clears
     /// C before every beta-0 product.
+    ///
+    /// `tileRows` limits the loop to those tile rows; with `mIsZero` the caller vouches that M is
+    /// still all zero from an earlier call on the same scratch (the output transform leaves it so).
     static func bands(planes: Int, filter: Filter, tilesX: Int, tilesY: Int, rowsPerBand: Int,
+                      tileRows: Range<Int>? = nil, mIsZero: Bool = false,
                       v: UnsafeMutablePointer<Float>, threads: Int,
                       input: (_ tileRowStart: Int, _ tileRowEnd: Int, _ v: UnsafeMutablePointer<Float>) -> Void,
                       output: (_ m: UnsafeMutablePointer<Float>, _ tiles: Int, _ tileRowStart: Int, _ tileRowEnd: Int) -> Void) {
         let cin = filter.inChannels, cout = filter.outChannels
         let maxTiles = rowsPerBand * tilesX
         let m = v + planes * (cin * maxTiles + planePad)
-        m.update(repeating: 0, count: planes * (cout * maxTiles + planePad))
+        if !mIsZero { m.update(repeating: 0, count: planes * (cout * maxTiles + planePad)) }
         let u = filter.u
-        var ty0 = 0
-        while ty0 < tilesY {
-            let ty1 = min(tilesY, ty0 + rowsPerBand)
+        let tileRows = tileRows ?? 0..<tilesY
+        var ty0 = tileRows.lowerBound
+        while ty0 < tileRows.upperBound {
+            let ty1 = min(tileRows.upperBound, ty0 + rowsPerBand)
             let tiles = (ty1 - ty0) * tilesX
             input(ty0, ty1, v)
             let vStride = cin * tiles + planePad, mStride = cout * tiles + planePad

@@ -103,7 +103,7 @@ extension Winograd {
         rows: InputRows, height: Int, width: Int, filter: Filter,
         bias: UnsafePointer<Float>?, output: UnsafeMutablePointer<Float>, addend: UnsafePointer<Float>?,
         activation: Activation, sum: Bool, pooled: UnsafeMutablePointer<Float>?, scratch: UnsafeMutablePointer<Float>,
-        bandTiles: Int, threads: Int,
+        bandTiles: Int, tileRows: Range<Int>? = nil, mIsZero: Bool = false, threads: Int,
         kernels: any SIMDKernelSet.Type
     ) {
         let cin = filter.inChannels, cout = filter.outChannels
@@ -112,7 +112,7 @@ extension Winograd {
         let tw = tilesX + 1
         let hw = height * width
         bands(planes: 36, filter: filter, tilesX: tilesX, tilesY: tilesY, rowsPerBand: rowsPerBand,
-              v: scratch, threads: threads) { ty0, ty1, v in
+              tileRows: tileRows, mIsZero: mIsZero, v: scratch, threads: threads) { ty0, ty1, v in
             let tiles = (ty1 - ty0) * tilesX
             let kStride = cin * tiles + planePad
             // The band's rows of the zero-padded input (one pixel above and left, up to four below
@@ -149,6 +149,83 @@ extension Winograd {
                             tilesX: tilesX, height: height, width: width, bias: bias, output: output,
                             planeStride: hw, addend: addend, activation: activation, sum: sum, pooled: pooled,
                             threads: threads, kernels: kernels, variant: .f4x4)
+        }
+    }
+}
+
+extension Winograd {
+    /// A F(4x4, 3x3) convolution computed one band of output rows at a time, each band from an
+    /// input holding only the rows that band reads. A caller that makes those rows itself (with
+    /// another convolution) can then keep them in cache, instead of writing whole planes and
+    /// reading them back, and can run the same band for several inputs in turn (summing their
+    /// outputs band by band). The result of every band equals `conv3x3`'s rows bit for bit.
+    public struct F4Bands {
+        public let filter: Filter
+        public let height: Int, width: Int
+        let tilesY: Int, rowsPerBand: Int, bandTiles: Int
+        let scratch: UnsafeMutablePointer<Float>
+
+        /// Scratch floats for these sizes: one band's transformed input and products.
+        public static func scratchCount(inChannels: Int, outChannels: Int, height: Int, width: Int,
+                                        bandTiles: Int = defaultBandTilesF4) -> Int {
+            scratchCountF4(inChannels: inChannels, outChannels: outChannels, height: height, width: width,
+                           bandTiles: bandTiles)
+        }
+
+        /// Input rows a band reads at most.
+        public static func maxInputRows(height: Int, width: Int, bandTiles: Int = defaultBandTilesF4) -> Int {
+            let tilesX = (width + 3) / 4, tilesY = (height + 3) / 4
+            return min(height, 4 * max(1, min(tilesY, bandTiles / tilesX)) + 2)
+        }
+
+        /// Clears the products' part of `scratch`, which every band leaves clear again: the
+        /// scratch must not be used for anything else while this value is in use.
+        public init(filter: Filter, height: Int, width: Int, scratch: UnsafeMutablePointer<Float>, scratchCapacity: Int,
+                    bandTiles: Int = defaultBandTilesF4) {
+            precondition(filter.variant == .f4x4, "winograd: F4Bands needs a F(4x4, 3x3) filter")
+            precondition(scratchCapacity >= F4Bands.scratchCount(inChannels: filter.inChannels, outChannels: filter.outChannels,
+                                                                 height: height, width: width, bandTiles: bandTiles),
+                         "winograd: scratch too small")
+            let tilesX = (width + 3) / 4
+            (self.filter, self.height, self.width, self.scratch, self.bandTiles) = (filter, height, width, scratch, bandTiles)
+            tilesY = (height + 3) / 4
+            rowsPerBand = max(1, min(tilesY, bandTiles / tilesX))
+            let m = scratch + 36 * (filter.inChannels * rowsPerBand * tilesX + planePad)
+            m.update(repeating: 0, count: 36 * (filter.outChannels * rowsPerBand * tilesX + planePad))
+        }
+
+        /// Bands in a pass.
+        public var count: Int { (tilesY + rowsPerBand - 1) / rowsPerBand }
+
+        private func tileRows(_ band: Int) -> Range<Int> {
+            (band * rowsPerBand)..<min(tilesY, (band + 1) * rowsPerBand)
+        }
+
+        /// The output rows band `band` writes.
+        public func outputRows(_ band: Int) -> Range<Int> {
+            let t = tileRows(band)
+            return (4 * t.lowerBound)..<min(height, 4 * t.upperBound)
+        }
+
+        /// The input rows band `band` reads (its output rows and one more on each side, within the image).
+        public func inputRows(_ band: Int) -> Range<Int> {
+            let t = tileRows(band)
+            return max(0, 4 * t.lowerBound - 1)..<min(height, 4 * t.upperBound + 1)
+        }
+
+        /// Band `band` of `conv3x3` (same meaning of the arguments) from `input`, [filter.inChannels,
+        /// inputRows(band).count, width]: writes rows `outputRows(band)` of `output` (whole planes)
+        /// and the matching rows of `pooled`.
+        public func run(_ band: Int, input: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                        output: UnsafeMutablePointer<Float>, activation: Activation = .none,
+                        accumulateActivated: Bool = false, pooled: UnsafeMutablePointer<Float>? = nil,
+                        threads: Int = Parallel.threadCount, isa: KernelISA = .active) {
+            precondition((0..<count).contains(band), "winograd: band out of range")
+            let rows = InputRows(band: input, rows: inputRows(band), height: height, width: width)
+            conv3x3F4(rows: rows, height: height, width: width, filter: filter, bias: bias, output: output,
+                      addend: nil, activation: activation, sum: accumulateActivated, pooled: pooled, scratch: scratch,
+                      bandTiles: bandTiles, tileRows: tileRows(band), mIsZero: true, threads: threads,
+                      kernels: isa.kernels)
         }
     }
 }

@@ -91,15 +91,30 @@ public final class InferenceSession {
             lanes.append(lane)
         }
         lanes[0].col.reserve(plan.col(threads: threads))
-        while skipPartials.count < partialSumBlocks(.max, workers: count) {
+    }
+
+    /// Makes sure there are `count` level-0 partial sums.
+    private func reservePartialSums(_ count: Int) {
+        while skipPartials.count < count {
             let partial = FloatBuffer()
             partial.reserve(plan.partialSum)
             skipPartials.append(partial)
         }
     }
 
+    /// The level-0 support convolution's filter when level 0's support path runs band by band
+    /// (`bandedLevel0SupportPath`): with F(4x4, 3x3) Winograd and a cross convolution whose
+    /// support half goes through im2col (two input channels). Nil otherwise.
+    private var bandedLevel0Filter: Winograd.Filter? {
+        let block = model.encoder[0]
+        guard useWinograd, model.configuration.levels > 1, block.crossSupportFilter == nil,
+              let filter = block.supportFilter, filter.variant == .f4x4 else { return nil }
+        return filter
+    }
+
     private func reserveFixed() {
         reserveLanes(1, threads: Parallel.threadCount)
+        reservePartialSums(1)
         q.reserve(plan.blockOutput)
         meanIn.reserve(plan.blockInput)
         meanPrev.reserve(plan.blockInput)
@@ -134,6 +149,7 @@ public final class InferenceSession {
         // Fixed for the whole pass (the thread count is process-wide and may change meanwhile).
         passWorkers = entryWorkers(selected.count)
         reserveLanes(passWorkers, threads: Parallel.threadCount)
+        reservePartialSums(bandedLevel0Filter == nil ? partialSumBlocks(.max, workers: passWorkers) : 1)
         var result = [Float](repeating: 0, count: plan.pixels)
         let pairPlane = 2 * plan.pixels
         support.pairs.withUnsafeBufferPointer { pairs in
@@ -311,6 +327,47 @@ public final class InferenceSession {
         Elementwise.scale(mean, by: 1 / Float(n), count: count, threads: threads)
     }
 
+    /// Level 0's support path band by band (memory traffic, not arithmetic, limits it: its planes
+    /// are the network's largest). For each band of output rows and each entry in turn: the
+    /// entry's `z_i = q + W_v * v_i` at the rows the band reads (im2col and one sgemm) into the
+    /// lane's output buffer, a few hundred KB that stay in cache, then the support convolution's
+    /// band from them, its activated rows stored (first entry) or added into `sum` and pooled into
+    /// the entry's slot of `pooled`. Whole planes of z are never written and read back, and the
+    /// band of `sum` (and of q) stays in cache across the entries. Lanes take whole bands, so the
+    /// entries are summed in their order whatever the thread count: one sum, no partial sums.
+    private func bandedLevel0SupportPath(_ block: CrossBlockWeights, filter: Winograd.Filter, pairs v: UnsafePointer<Float>,
+                                         entries n: Int, sum: UnsafeMutablePointer<Float>,
+                                         pooled: UnsafeMutablePointer<Float>) {
+        let side = model.configuration.inputSize
+        let hw = side * side
+        let cu = block.queryChannels, cv = block.supportChannels, w = block.width
+        let pooledPerEntry = w * (side / 2) * (side / 2)
+        let wv = block.cross.pointer + cu * 9
+        let qp = UnsafePointer(q.pointer)
+        let leaky = Activation.leakyReLU(slope)
+        let workers = passWorkers
+        let threads = workers == 1 ? Parallel.threadCount : 1
+        let runners = lanes.prefix(workers).map { lane in
+            Winograd.F4Bands(filter: filter, height: side, width: side, scratch: lane.col.pointer,
+                             scratchCapacity: plan.bandedScratch)
+        }
+        precondition(lanes[0].col.capacity >= plan.bandedScratch + plan.bandedIm2col
+                     && lanes[0].z.capacity >= w * plan.bandedRows * side, "banded level 0: lane scratch too small")
+        Parallel.forEachItem(runners[0].count, maxWorkers: workers) { worker, band in
+            let lane = lanes[worker], runner = runners[worker]
+            let rows = runner.inputRows(band)
+            let z = lane.z.pointer, col = lane.col.pointer + plan.bandedScratch
+            for i in 0..<n {
+                Conv2D.rows3x3(input: v + i * cv * hw, inChannels: cv, height: side, width: side,
+                               rowStart: rows.lowerBound, rowEnd: rows.upperBound, weight: wv, weightRowStride: (cu + cv) * 9,
+                               outChannels: w, bias: nil, output: z, outputPlaneStride: rows.count * side,
+                               addend: qp, scratch: col, threads: threads)
+                runner.run(band, input: z, bias: block.supportBias.pointer, output: sum, activation: leaky,
+                           accumulateActivated: i > 0, pooled: pooled + i * pooledPerEntry, threads: threads)
+            }
+        }
+    }
+
     private func forward(query: UnsafePointer<Float>, pairs: UnsafePointer<Float>, entries n: Int,
                          logits: UnsafeMutablePointer<Float>) {
         let cfg = model.configuration
@@ -334,11 +391,12 @@ public final class InferenceSession {
             Elementwise.mean(v, entries: n, entryStride: cv * hw, count: cv * hw, into: meanIn.pointer, threads: threads)
             let uOut = isLast ? uNext.pointer : skipU[l].pointer
             let pooledPerEntry = w * (side / 2) * (side / 2)
-            let blocks = l == 0 ? partialSumBlocks(n, workers: passWorkers) : n
+            let banded = l == 0 && !isLast ? bandedLevel0Filter : nil
+            let blocks = l == 0 ? (banded == nil ? partialSumBlocks(n, workers: passWorkers) : 1) : n
             let partials = skipPartials.prefix(blocks).map(\.pointer)
             let vp = v, inStride = cv * hw, vNextP = vNext.pointer, skipVP = skipV[l].pointer
             crossBlock(block, side: side, query: u, queryChannels: cu, meanSupport: meanIn.pointer, supportChannels: cv,
-                       queryOutput: uOut, entries: n, blocks: blocks) { _, part, range, supportConv in
+                       queryOutput: uOut, entries: n, blocks: blocks, supportPath: banded == nil) { _, part, range, supportConv in
                 for i in range {
                     if isLast {
                         supportConv(vp + i * inStride, nil, vNextP + i * w * hw, false, nil)
@@ -351,6 +409,9 @@ public final class InferenceSession {
                         supportConv(vp + i * inStride, nil, skipVP + i * w * hw, false, vNextP + i * pooledPerEntry)
                     }
                 }
+            }
+            if let banded {
+                bandedLevel0SupportPath(block, filter: banded, pairs: v, entries: n, sum: partials[0], pooled: vNextP)
             }
             if l == 0 && !isLast {
                 // Level-0 skips are only needed as their mean (the last decoder block has no

@@ -19,6 +19,12 @@ struct Plan {
     let supportPerEntry: Int
     /// A partial sum of the level-0 support outputs (only needed as their mean).
     let partialSum: Int
+    /// Level 0's support path done band by band (`InferenceSession`): per lane, the band runner's
+    /// scratch, then one band of the cross convolution's im2col; the band of its output (rows of
+    /// every channel) goes into the lane's block-output buffer.
+    let bandedScratch: Int
+    let bandedIm2col: Int
+    let bandedRows: Int
 
     init(_ cfg: UniverSegConfiguration) {
         pixels = cfg.inputSize * cfg.inputSize
@@ -57,6 +63,10 @@ struct Plan {
         self.blockInput = input
         self.supportPerEntry = perEntry
         self.partialSum = cfg.encoderWidths[0] * pixels
+        let side = cfg.inputSize, w0 = cfg.encoderWidths[0]
+        bandedRows = Winograd.F4Bands.maxInputRows(height: side, width: side)
+        bandedScratch = Winograd.F4Bands.scratchCount(inChannels: w0, outChannels: w0, height: side, width: side)
+        bandedIm2col = inputs[0].support * 9 * bandedRows * side
     }
 
     /// Enough for either Winograd variant: the filters carry the variant they were made with.
@@ -67,5 +77,5 @@ struct Plan {
     }
 
     /// Convolution scratch for `threads` threads (im2col bands run side by side).
-    func col(threads: Int) -> Int { max(im2col * max(1, threads), winograd) }
+    func col(threads: Int) -> Int { max(im2col * max(1, threads), winograd, bandedScratch + bandedIm2col) }
 }

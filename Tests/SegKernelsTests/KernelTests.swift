@@ -698,3 +698,124 @@ struct SliceAccumulateCase {
         #expect(upsampled[0] == upsampled[1], "bit-identical on 1 and 2 threads")
     }
 }
+
+extension WinogradTests {
+    /// `Winograd.F4Bands`: every band computed from a buffer holding only the input rows it reads
+    /// must equal, bit for bit, the whole-plane F(4x4, 3x3) convolution with the same band size,
+    /// for a first input stored and a second one summed on top (as the network sums its support
+    /// entries), with the pooling written on the way; and match the naive loops. Shapes: one
+    /// band, several bands with a short last one, one tile row per band, a single row.
+    @Test(arguments: [(3, 4, 16, 16, 64), (5, 3, 13, 9, 4), (2, 6, 22, 30, 8), (4, 2, 1, 7, 64), (3, 3, 11, 70, 16)])
+    func bandsFromTheirOwnRowsEqualTheWholeConvolution(shape: (Int, Int, Int, Int, Int)) {
+        let (cin, cout, h, w, bandTiles) = shape
+        var rng = TestRandom(UInt64(cin * 131 + cout * 17 + h * 5 + w + bandTiles))
+        let inputs = [rng.floats(cin * h * w), rng.floats(cin * h * w)]
+        let weight = rng.floats(cout * cin * 9, scale: 0.5)
+        let bias = rng.floats(cout)
+        let ph = h / 2, pw = w / 2, pooledCount = cout * ph * pw
+        let slope: Float = 0.01
+        let naive = inputs.map { x in
+            Naive.conv3x3(x, cin: cin, h: h, w: w, weight: weight, cout: cout, bias: bias).map { $0 >= 0 ? $0 : slope * $0 }
+        }
+        let naiveSum = zip(naive[0], naive[1]).map { $0 + $1 }
+        let filter = weight.withUnsafeBufferPointer {
+            Winograd.Filter(weight: $0.baseAddress!, rowStride: cin * 9, inChannels: cin, outChannels: cout, variant: .f4x4)
+        }
+        let wholeCount = Winograd.scratchCount(inChannels: cin, outChannels: cout, height: h, width: w,
+                                               bandTiles: bandTiles, variant: .f4x4)
+        let bandCount = Winograd.F4Bands.scratchCount(inChannels: cin, outChannels: cout, height: h, width: w,
+                                                      bandTiles: bandTiles)
+        let maxRows = Winograd.F4Bands.maxInputRows(height: h, width: w, bandTiles: bandTiles)
+        for isa in KernelISA.supportedHere {
+            for threads in [1, 2] {
+                let label = "\(isa) \(threads) threads"
+                // The whole planes: the first input stored, the second summed on top.
+                var whole = [Float](repeating: .nan, count: cout * h * w)
+                var wholePooled = [[Float]](repeating: [Float](repeating: .nan, count: pooledCount), count: 2)
+                var scratch = [Float](repeating: 0, count: wholeCount)
+                for (i, x) in inputs.enumerated() {
+                    bias.withUnsafeBufferPointer { b in
+                        wholePooled[i].withUnsafeMutableBufferPointer { p in
+                            Winograd.conv3x3(input: x, height: h, width: w, filter: filter, bias: b.baseAddress!,
+                                             output: &whole, activation: .leakyReLU(slope), accumulateActivated: i > 0,
+                                             pooled: p.baseAddress!, scratch: &scratch, scratchCapacity: wholeCount,
+                                             bandTiles: bandTiles, threads: threads, isa: isa)
+                        }
+                    }
+                }
+                // Band by band, each from its own rows; the scratch starts dirty (the constructor clears what must be clear).
+                let bandScratch = UnsafeMutablePointer<Float>.allocate(capacity: bandCount)
+                defer { bandScratch.deallocate() }
+                bandScratch.initialize(repeating: .nan, count: bandCount)
+                let runner = Winograd.F4Bands(filter: filter, height: h, width: w, scratch: bandScratch,
+                                              scratchCapacity: bandCount, bandTiles: bandTiles)
+                var banded = [Float](repeating: .nan, count: cout * h * w)
+                var bandedPooled = [[Float]](repeating: [Float](repeating: .nan, count: pooledCount), count: 2)
+                var covered: [Int] = []
+                for band in 0..<runner.count {
+                    let rows = runner.inputRows(band), out = runner.outputRows(band)
+                    covered += Array(out)
+                    #expect(rows.lowerBound == max(0, out.lowerBound - 1) && rows.upperBound == min(h, out.upperBound + 1))
+                    #expect(rows.count <= maxRows, "\(label)")
+                    for (i, x) in inputs.enumerated() {
+                        var slice: [Float] = []
+                        for c in 0..<cin {
+                            let start: Int = c * h * w + rows.lowerBound * w
+                            slice += x[start..<(start + rows.count * w)]
+                        }
+                        slice.withUnsafeBufferPointer { s in
+                            bias.withUnsafeBufferPointer { b in
+                                bandedPooled[i].withUnsafeMutableBufferPointer { p in
+                                    runner.run(band, input: s.baseAddress!, bias: b.baseAddress!, output: &banded,
+                                               activation: .leakyReLU(slope), accumulateActivated: i > 0,
+                                               pooled: p.baseAddress!, threads: threads, isa: isa)
+                                }
+                            }
+                        }
+                    }
+                }
+                #expect(covered == Array(0..<h), "\(label): the bands cover every output row once, in order")
+                #expect(banded == whole, "\(label)")
+                #expect(bandedPooled == wholePooled, "\(label)")
+                #expect(relativeError(banded, naiveSum) < Self.tolerance(.f4x4), "\(label)")
+            }
+        }
+    }
+}
+
+extension ConvolutionTests {
+    /// `Conv2D.rows3x3` into a band of its own (plane stride = the band's rows), with a
+    /// whole-plane addend read at the band's rows: every band of rows, the first, middle, last and
+    /// all of them, matches the naive convolution plus the addend, and nothing past the band is written.
+    @Test func rowsIntoABandOfTheirOwnMatchTheNaiveConvolution() {
+        let (cin, cout, h, w) = (3, 4, 10, 7)
+        var rng = TestRandom(97)
+        let x = rng.floats(cin * h * w)
+        let weight = rng.floats(cout * cin * 9, scale: 0.5)
+        let addend = rng.floats(cout * h * w)
+        let zero = [Float](repeating: 0, count: cout)
+        let naive = zip(Naive.conv3x3(x, cin: cin, h: h, w: w, weight: weight, cout: cout, bias: zero), addend)
+            .map { $0 + $1 }.map { $0 >= 0 ? $0 : 0.01 * $0 }
+        let sentinel: Float = 12345
+        for (y0, y1) in [(0, 3), (3, 8), (8, 10), (0, 10), (5, 6)] {
+            let n = y1 - y0
+            var band = [Float](repeating: .nan, count: cout * n * w) + [sentinel]
+            var scratch = [Float](repeating: .nan, count: cin * 9 * n * w)
+            weight.withUnsafeBufferPointer { wp in
+                addend.withUnsafeBufferPointer { ap in
+                    Conv2D.rows3x3(input: x, inChannels: cin, height: h, width: w, rowStart: y0, rowEnd: y1,
+                                   weight: wp.baseAddress!, weightRowStride: cin * 9, outChannels: cout, bias: nil,
+                                   output: &band, outputPlaneStride: n * w, addend: ap.baseAddress!,
+                                   activation: .leakyReLU(0.01), scratch: &scratch)
+                }
+            }
+            var expected: [Float] = []
+            for o in 0..<cout {
+                let start: Int = o * h * w + y0 * w
+                expected += naive[start..<(start + n * w)]
+            }
+            #expect(relativeError(Array(band.prefix(cout * n * w)), expected) < 1e-5, "rows \(y0)..<\(y1)")
+            #expect(band.last == sentinel, "rows \(y0)..<\(y1)")
+        }
+    }
+}
