@@ -160,9 +160,35 @@ public enum Winograd {
         precondition(scratchCapacity >= scratchCount(inChannels: cin, outChannels: cout, height: height, width: width,
                                                      bandTiles: bandTiles, variant: filter.variant), "winograd: scratch too small")
         if filter.variant == .f4x4 {
-            conv3x3F4(rows: rows, height: height, width: width, filter: filter, bias: bias, output: output,
-                      addend: addend, activation: activation, sum: accumulateActivated, pooled: pooled, scratch: scratch,
-                      bandTiles: bandTiles ?? defaultBandTilesF4, threads: threads, kernels: kernels)
+            let bandTiles = bandTiles ?? defaultBandTilesF4
+            let perThread = scratchCountF4(inChannels: cin, outChannels: cout, height: height, width: width,
+                                           bandTiles: bandTiles)
+            let tilesX = (width + 3) / 4, tilesY = (height + 3) / 4
+            let rowsPerBand = max(1, min(tilesY, bandTiles / tilesX))
+            let bandCount = (tilesY + rowsPerBand - 1) / rowsPerBand
+            // Concurrent sgemm calls only where OpenBLAS runs single-threaded (else it splits each call).
+            let workers = BLAS.runsIndependentCalls ? min(threads, bandCount, scratchCapacity / perThread) : 1
+            guard workers > 1 else {
+                conv3x3F4(rows: rows, height: height, width: width, filter: filter, bias: bias, output: output,
+                          addend: addend, activation: activation, sum: accumulateActivated, pooled: pooled,
+                          scratch: scratch, bandTiles: bandTiles, threads: threads, kernels: kernels)
+                return
+            }
+            // Threads take whole bands, each in its own slice of the scratch (one hand-over per
+            // band instead of three per band when the threads share each band's transforms and
+            // products: those were too short to keep a second thread busy). Bands write disjoint
+            // rows, and every band's values are the same whichever thread computes it.
+            var cleared = [Bool](repeating: false, count: workers)
+            cleared.withUnsafeMutableBufferPointer { cleared in
+                Parallel.forEachItem(bandCount, maxWorkers: workers) { worker, band in
+                    let tileRows = (band * rowsPerBand)..<min(tilesY, (band + 1) * rowsPerBand)
+                    conv3x3F4(rows: rows, height: height, width: width, filter: filter, bias: bias, output: output,
+                              addend: addend, activation: activation, sum: accumulateActivated, pooled: pooled,
+                              scratch: scratch + worker * perThread, bandTiles: bandTiles, tileRows: tileRows,
+                              mIsZero: cleared[worker], threads: 1, kernels: kernels)
+                    cleared[worker] = true
+                }
+            }
             return
         }
         let bandTiles = bandTiles ?? defaultBandTiles

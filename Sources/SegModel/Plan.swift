@@ -76,6 +76,6 @@ struct Plan {
         }.max() ?? 0
     }
 
-    /// Convolution scratch for `threads` threads (im2col bands run side by side).
-    func col(threads: Int) -> Int { max(im2col * max(1, threads), winograd, bandedScratch + bandedIm2col) }
+    /// Convolution scratch for `threads` threads (im2col bands and Winograd bands run side by side).
+    func col(threads: Int) -> Int { max(max(im2col, winograd) * max(1, threads), bandedScratch + bandedIm2col) }
 }

@@ -697,6 +697,69 @@ struct SliceAccumulateCase {
         }
         #expect(upsampled[0] == upsampled[1], "bit-identical on 1 and 2 threads")
     }
+
+    /// F(4x4, 3x3) with two threads and scratch for two: the threads take whole bands, each in
+    /// its own slice of the scratch. Every output (stored, summed, with an addend, pooled, from an
+    /// upsampled input) must equal the one-thread values bit for bit and nothing past the pooled
+    /// planes is written; with scratch for one thread only it falls back to sharing each band.
+    /// Shapes: more bands than threads with a short last one, two bands, one band (no split).
+    @Test(arguments: [(4, 3, 22, 30, 8), (3, 5, 16, 16, 16), (2, 3, 8, 8, 64)])
+    func f4BandsSplitBetweenThreadsGiveTheOneThreadValues(shape: (Int, Int, Int, Int, Int)) {
+        let previous = Parallel.threadCount
+        defer { BLAS.setThreadCount(previous) }
+        BLAS.setThreadCount(2, mode: .independentCalls)
+        let (cin, cout, h, w, bandTiles) = shape
+        var rng = TestRandom(UInt64(cin * 7 + cout * 11 + h * 13 + w + bandTiles))
+        let x = rng.floats(cin * h * w), half = rng.floats(cin * (h / 2) * (w / 2))
+        let weight = rng.floats(cout * cin * 9, scale: 0.5)
+        let bias = rng.floats(cout), addend = rng.floats(cout * h * w), start = rng.floats(cout * h * w)
+        let pooledCount = cout * (h / 2) * (w / 2), sentinel: Float = 12345
+        let filter = weight.withUnsafeBufferPointer {
+            Winograd.Filter(weight: $0.baseAddress!, rowStride: cin * 9, inChannels: cin, outChannels: cout, variant: .f4x4)
+        }
+        let one = Winograd.scratchCount(inChannels: cin, outChannels: cout, height: h, width: w,
+                                        bandTiles: bandTiles, variant: .f4x4)
+        enum Form: CaseIterable { case stored, summed, addend, upsampled }
+        for isa in KernelISA.supportedHere {
+            for form in Form.allCases {
+                func run(threads: Int, capacity: Int) -> ([Float], [Float]) {
+                    var output = form == .summed ? start : [Float](repeating: .nan, count: cout * h * w)
+                    var pooled = [Float](repeating: .nan, count: pooledCount) + [sentinel]
+                    var scratch = [Float](repeating: .nan, count: capacity)
+                    let input = form == .upsampled ? half : x
+                    input.withUnsafeBufferPointer { i in
+                        addend.withUnsafeBufferPointer { a in
+                            bias.withUnsafeBufferPointer { b in
+                                pooled.withUnsafeMutableBufferPointer { p in
+                                    Winograd.conv3x3(input: i.baseAddress!, height: h, width: w, filter: filter,
+                                                     bias: form == .addend ? nil : b.baseAddress!, output: &output,
+                                                     addend: form == .addend ? a.baseAddress! : nil,
+                                                     activation: .leakyReLU(0.01), accumulateActivated: form == .summed,
+                                                     pooled: p.baseAddress!, lowerUpsampled: form == .upsampled,
+                                                     scratch: &scratch, scratchCapacity: capacity, bandTiles: bandTiles,
+                                                     threads: threads, isa: isa)
+                                }
+                            }
+                        }
+                    }
+                    return (output, pooled)
+                }
+                let (expected, expectedPooled) = run(threads: 1, capacity: one)
+                for capacity in [2 * one, one] {
+                    let (output, pooled) = run(threads: 2, capacity: capacity)
+                    let label = "\(isa) \(form) scratch \(capacity / one)x"
+                    #expect(output == expected, "\(label)")
+                    #expect(pooled == expectedPooled, "\(label)")
+                    #expect(pooled[pooledCount] == sentinel, "\(label)")
+                }
+                if form == .stored {
+                    let naive = Naive.conv3x3(x, cin: cin, h: h, w: w, weight: weight, cout: cout, bias: bias)
+                        .map { $0 >= 0 ? $0 : 0.01 * $0 }
+                    #expect(relativeError(expected, naive) < WinogradTests.tolerance(.f4x4), "\(isa)")
+                }
+            }
+        }
+    }
 }
 
 extension WinogradTests {
