@@ -163,11 +163,9 @@ public enum Winograd {
             let bandTiles = bandTiles ?? defaultBandTilesF4
             let perThread = scratchCountF4(inChannels: cin, outChannels: cout, height: height, width: width,
                                            bandTiles: bandTiles)
-            let tilesX = (width + 3) / 4, tilesY = (height + 3) / 4
-            let rowsPerBand = max(1, min(tilesY, bandTiles / tilesX))
-            let bandCount = (tilesY + rowsPerBand - 1) / rowsPerBand
+            let tiling = F4Tiling(height: height, width: width, bandTiles: bandTiles)
             // Concurrent sgemm calls only where OpenBLAS runs single-threaded (else it splits each call).
-            let workers = BLAS.runsIndependentCalls ? min(threads, bandCount, scratchCapacity / perThread) : 1
+            let workers = BLAS.runsIndependentCalls ? min(threads, tiling.bandCount, scratchCapacity / perThread) : 1
             guard workers > 1 else {
                 conv3x3F4(rows: rows, height: height, width: width, filter: filter, bias: bias, output: output,
                           addend: addend, activation: activation, sum: accumulateActivated, pooled: pooled,
@@ -180,11 +178,10 @@ public enum Winograd {
             // rows, and every band's values are the same whichever thread computes it.
             var cleared = [Bool](repeating: false, count: workers)
             cleared.withUnsafeMutableBufferPointer { cleared in
-                Parallel.forEachItem(bandCount, maxWorkers: workers) { worker, band in
-                    let tileRows = (band * rowsPerBand)..<min(tilesY, (band + 1) * rowsPerBand)
+                Parallel.forEachItem(tiling.bandCount, maxWorkers: workers) { worker, band in
                     conv3x3F4(rows: rows, height: height, width: width, filter: filter, bias: bias, output: output,
                               addend: addend, activation: activation, sum: accumulateActivated, pooled: pooled,
-                              scratch: scratch + worker * perThread, bandTiles: bandTiles, tileRows: tileRows,
+                              scratch: scratch + worker * perThread, bandTiles: bandTiles, tileRows: tiling.tileRows(band),
                               mIsZero: cleared[worker], threads: 1, kernels: kernels)
                     cleared[worker] = true
                 }

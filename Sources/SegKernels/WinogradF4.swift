@@ -16,11 +16,32 @@ extension Winograd {
     /// 207, alternating builds): 3-10% faster than 128 tiles at N=16 and N=64; 32 tiles no better.
     public static let defaultBandTilesF4 = 64
 
+    /// How F(4x4, 3x3) cuts a plane into bands: whole rows of 4x4 output tiles, about `bandTiles`
+    /// tiles (at least one row) per band, the last band possibly shorter.
+    struct F4Tiling {
+        let tilesX: Int, tilesY: Int, rowsPerBand: Int
+
+        init(height: Int, width: Int, bandTiles: Int) {
+            tilesX = (width + 3) / 4
+            tilesY = (height + 3) / 4
+            rowsPerBand = max(1, min(tilesY, bandTiles / tilesX))
+        }
+
+        /// Tiles in a full band.
+        var bandTileCount: Int { rowsPerBand * tilesX }
+
+        var bandCount: Int { (tilesY + rowsPerBand - 1) / rowsPerBand }
+
+        /// The tile rows of band `band`.
+        func tileRows(_ band: Int) -> Range<Int> {
+            (band * rowsPerBand)..<min(tilesY, (band + 1) * rowsPerBand)
+        }
+    }
+
     /// V and M of one band (the padded input rows of a band live on the stack, one channel at a time).
     static func scratchCountF4(inChannels: Int, outChannels: Int, height: Int, width: Int, bandTiles: Int) -> Int {
-        let tilesX = (width + 3) / 4, tilesY = (height + 3) / 4
-        let rows = max(1, min(tilesY, bandTiles / tilesX))
-        return 36 * (inChannels * rows * tilesX + planePad) + 36 * (outChannels * rows * tilesX + planePad)
+        let tiles = F4Tiling(height: height, width: width, bandTiles: bandTiles).bandTileCount
+        return 36 * (inChannels * tiles + planePad) + 36 * (outChannels * tiles + planePad)
     }
 
     /// u[k][o][c] for k in 0..<36 (k = 6i + j of G g Gᵀ), computed in double precision.
@@ -107,11 +128,11 @@ extension Winograd {
         kernels: any SIMDKernelSet.Type
     ) {
         let cin = filter.inChannels, cout = filter.outChannels
-        let tilesX = (width + 3) / 4, tilesY = (height + 3) / 4
-        let rowsPerBand = max(1, min(tilesY, bandTiles / tilesX))
+        let tiling = F4Tiling(height: height, width: width, bandTiles: bandTiles)
+        let tilesX = tiling.tilesX
         let tw = tilesX + 1
         let hw = height * width
-        bands(planes: 36, filter: filter, tilesX: tilesX, tilesY: tilesY, rowsPerBand: rowsPerBand,
+        bands(planes: 36, filter: filter, tilesX: tilesX, tilesY: tiling.tilesY, rowsPerBand: tiling.rowsPerBand,
               tileRows: tileRows, mIsZero: mIsZero, v: scratch, threads: threads) { ty0, ty1, v in
             let tiles = (ty1 - ty0) * tilesX
             let kStride = cin * tiles + planePad
@@ -162,7 +183,8 @@ extension Winograd {
     public struct F4Bands {
         public let filter: Filter
         public let height: Int, width: Int
-        let tilesY: Int, rowsPerBand: Int, bandTiles: Int
+        let tiling: F4Tiling
+        let bandTiles: Int
         let scratch: UnsafeMutablePointer<Float>
 
         /// Scratch floats for these sizes: one band's transformed input and products.
@@ -174,8 +196,7 @@ extension Winograd {
 
         /// Input rows a band reads at most.
         public static func maxInputRows(height: Int, width: Int, bandTiles: Int = defaultBandTilesF4) -> Int {
-            let tilesX = (width + 3) / 4, tilesY = (height + 3) / 4
-            return min(height, 4 * max(1, min(tilesY, bandTiles / tilesX)) + 2)
+            min(height, 4 * F4Tiling(height: height, width: width, bandTiles: bandTiles).rowsPerBand + 2)
         }
 
         /// Clears the products' part of `scratch`, which every band leaves clear again: the
@@ -186,20 +207,16 @@ extension Winograd {
             precondition(scratchCapacity >= F4Bands.scratchCount(inChannels: filter.inChannels, outChannels: filter.outChannels,
                                                                  height: height, width: width, bandTiles: bandTiles),
                          "winograd: scratch too small")
-            let tilesX = (width + 3) / 4
             (self.filter, self.height, self.width, self.scratch, self.bandTiles) = (filter, height, width, scratch, bandTiles)
-            tilesY = (height + 3) / 4
-            rowsPerBand = max(1, min(tilesY, bandTiles / tilesX))
-            let m = scratch + 36 * (filter.inChannels * rowsPerBand * tilesX + planePad)
-            m.update(repeating: 0, count: 36 * (filter.outChannels * rowsPerBand * tilesX + planePad))
+            tiling = F4Tiling(height: height, width: width, bandTiles: bandTiles)
+            let m = scratch + 36 * (filter.inChannels * tiling.bandTileCount + planePad)
+            m.update(repeating: 0, count: 36 * (filter.outChannels * tiling.bandTileCount + planePad))
         }
 
         /// Bands in a pass.
-        public var count: Int { (tilesY + rowsPerBand - 1) / rowsPerBand }
+        public var count: Int { tiling.bandCount }
 
-        private func tileRows(_ band: Int) -> Range<Int> {
-            (band * rowsPerBand)..<min(tilesY, (band + 1) * rowsPerBand)
-        }
+        private func tileRows(_ band: Int) -> Range<Int> { tiling.tileRows(band) }
 
         /// The output rows band `band` writes.
         public func outputRows(_ band: Int) -> Range<Int> {
