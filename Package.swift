@@ -13,7 +13,8 @@
 //   SegKafka     a thin wrapper over librdkafka
 //   SegOperations     journald/stderr logging, systemd notify, Prometheus metrics and endpoint
 //   SegDaemon    the Kafka pipeline: bounded executor, in-order commits, watchdog
-//   SegHTTP      bounded HTTP(S) client (URLSession): size limits while reading, transient vs permanent
+//   CCurl        libcurl's easy interface, libcurl loaded at the first exchange (dlopen)
+//   SegHTTP      bounded HTTP(S) client over CCurl: size limits while reading, transient vs permanent
 //   CDcmtk       C API of the DCMTK shim; loads CDcmtkShim (libUniverSegDCMTK.so) at the first call
 //   CDcmtkShim   C++ shim over Debian's DCMTK 3.6.7: decode DICOM pixels, write DICOM SEG (dcmseg)
 //   SegDICOM     DICOM objects (parse, frames as modality values, slice order) and SEG writing
@@ -106,7 +107,10 @@ let package = Package(
         ),
 
         // MARK: HTTP and DICOM
-        .target(name: "SegHTTP", swiftSettings: swiftSettings),
+        // libcurl's headers (libcurl4-openssl-dev) at build time; libcurl.so.4 itself is opened at
+        // the first HTTP exchange, so the binary does not load it (and its ~25 libraries) at start.
+        .target(name: "CCurl", linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "SegHTTP", dependencies: ["CCurl"], swiftSettings: swiftSettings),
         .target(name: "SegDICOM", dependencies: ["CDcmtk"], swiftSettings: swiftSettings),
         .target(name: "SegDICOMweb", dependencies: ["SegHTTP"], swiftSettings: swiftSettings),
 

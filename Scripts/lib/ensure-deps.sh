@@ -9,11 +9,12 @@
 # prometheus: promtool, which checks and unit-tests Deploy/monitoring's alerting rules.
 # Packaging (Scripts/package, Tests/WorkerCLITests/DebianPackageTests.swift): dpkg-dev
 # (dpkg-shlibdeps), lintian, help2man (the manual page), patchelf (drops the toolchain's RUNPATH
-# from a test build's binary), and libcurl4-openssl-dev, whose libcurl.so the statically linked
-# FoundationNetworking of `--static-swift-stdlib` links against.
+# from a test build's binary).
+# HTTP: libcurl4-openssl-dev, libcurl's headers for Sources/CCurl (libcurl.so.4 itself is opened at
+# the first HTTP exchange); openssl, which makes the test CA of the HTTPS tests.
 APT_PACKAGES=(pkg-config librdkafka-dev libopenblas-dev libpng-dev libssl-dev libsystemd-dev systemd
               libdcmtk-dev dcmtk orthanc orthanc-dicomweb dicom3tools prometheus
-              dpkg-dev lintian help2man patchelf libcurl4-openssl-dev)
+              dpkg-dev lintian help2man patchelf libcurl4-openssl-dev openssl)
 
 # Test fixtures and the independent SEG reader of the DICOM tests (pydicom writes the source
 # series, highdicom reads every SEG back); script side only, the worker never imports Python.

@@ -36,7 +36,7 @@ public struct DICOMwebServer: Sendable, Equatable {
     /// The DICOMweb root, e.g. `http://127.0.0.1:8042/dicom-web` (a trailing slash is allowed).
     public var baseURL: URL
     public var auth: Auth
-    /// Extra CA certificates for HTTPS; see `HTTPClient.Options.caFile` for the Linux limit.
+    /// A PEM file of extra CA certificates for HTTPS, trusted beside the system store.
     public var caFile: String?
     /// The limit for each whole HTTP exchange.
     public var timeoutSeconds: Double

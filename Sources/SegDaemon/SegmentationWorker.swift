@@ -408,8 +408,8 @@ public final class SegmentationWorker: @unchecked Sendable {
             }
             guard let (job, lease) = next else { return }
             // A thread of its own, not a Dispatch queue: a request blocks for seconds (inference,
-            // HTTP to the store or a PACS), and URLSession needs Dispatch's few worker threads
-            // to deliver the answers it waits for.
+            // HTTP to the store or a PACS), which would hold one of Dispatch's few worker threads
+            // that the rest of the process (timers, the metrics endpoint) relies on.
             let thread = Thread { [self] in
                 // A new session plans its memory (hundreds of MB): made here, outside the lock
                 // that the poll loop needs.

@@ -1,9 +1,5 @@
-internal import Dispatch
+internal import CCurl
 public import Foundation
-#if canImport(FoundationNetworking)
-internal import FoundationNetworking
-#endif
-internal import Synchronization
 
 /// A failed HTTP exchange: transport failure, time-out, size bound, or (from callers that treat
 /// it as one) an HTTP status.
@@ -56,38 +52,30 @@ public struct HTTPResponse: Sendable {
     }
 }
 
-/// A bounded, synchronous HTTP(S) client over URLSession, for executor threads (it blocks the
-/// calling thread; never call it from the Swift cooperative pool).
+/// A bounded, synchronous HTTP(S) client over libcurl's easy interface, for executor threads
+/// (it blocks the calling thread; never call it from the Swift cooperative pool).
 ///
 /// - Every exchange must complete within `Options.timeoutSeconds` (connect, request, whole
 ///   response), else `.timeout`.
-/// - Response bodies are bounded: a `Content-Length` above `maxBytes` fails before the body is
-///   read, and a body without one (chunked) is cancelled as soon as the data delegate has seen
-///   more than `maxBytes` bytes; the caller gets `.tooLarge` at once and the collected body never
-///   exceeds `maxBytes`. Limit: swift-corelibs-foundation hands body chunks from libcurl to the
-///   delegate queue asynchronously, so libcurl may read (and queue) somewhat more before the
-///   cancel lands; with a server pacing ~64 MiB/s that was a few MiB, but a loopback sender
-///   flooding both cores of a 2-core machine was read for seconds (hundreds of MiB) before it.
-/// - Callers should be dedicated threads: waiting here from Dispatch's global queues can starve
-///   URLSession's own Dispatch work on Linux (stalls of seconds were seen in tests).
+/// - Response bodies are bounded: a final response whose `Content-Length` is above `maxBytes`
+///   fails when its header section ends, before any of the body is read, and a body without one
+///   (chunked) stops being read at the chunk that would pass `maxBytes`: the caller gets
+///   `.tooLarge` and at most `maxBytes` bytes were ever held. Header sections are bounded to 1 MiB.
 /// - Redirects are not followed (the 3xx response is returned), so caller-supplied
-///   `Authorization` headers never travel to another host.
-/// - No cookies, no cache, no credential store.
-public final class HTTPClient: Sendable {
+///   `Authorization` headers never travel to another host. Only http and https.
+/// - No cookies, no cache, no credential store; no `Expect: 100-continue` wait before bodies.
+/// - Connections are kept between exchanges of one client (up to 8 idle handles).
+/// - libcurl (libcurl.so.4, Debian's `libcurl4`) is loaded at the first exchange, not when the
+///   process starts; when it cannot be loaded every exchange fails as `.unreachable` with the
+///   reason (an installation fault an operator fixes; requests wait instead of being dropped).
+public final class HTTPClient: @unchecked Sendable {
+    // @unchecked: `pool` is a thread-safe C object (a mutex around its idle handles) owned here.
     public struct Options: Sendable {
         /// The limit for one whole exchange, in seconds.
         public var timeoutSeconds: Double
-        /// A PEM file of extra CA certificates to trust for HTTPS.
-        ///
-        /// Limit on Linux: swift-corelibs-foundation's URLSession gives no per-session (or
-        /// per-process) way to add a CA. Its libcurl easy handle uses libcurl's built-in CA
-        /// bundle, else the first system bundle it finds (`/etc/ssl/certs/ca-certificates.crt`,
-        /// ...); the `URLSessionCertificateAuthorityInfoFile` variable is read on Android only,
-        /// and server-trust challenges are not delivered to delegates. So on Linux the CA must be
-        /// installed into the system store (Debian: copy it to `/usr/local/share/ca-certificates/`
-        /// and run `update-ca-certificates`). This client checks that the file is readable
-        /// (a missing file fails each HTTPS request as `.unreachable`) and names the limit in TLS
-        /// failure messages; it cannot make libcurl trust the file.
+        /// A PEM file of extra CA certificates to trust for HTTPS (a hospital's own CA), in
+        /// addition to the system store (`/etc/ssl/certs`). A file that is missing or unreadable
+        /// fails each HTTPS request as `.unreachable` without connecting.
         public var caFile: String?
 
         public init(timeoutSeconds: Double = 30, caFile: String? = nil) {
@@ -97,30 +85,20 @@ public final class HTTPClient: Sendable {
     }
 
     public let options: Options
-    private let session: URLSession
-    private let delegate: SessionDelegate
+    private let pool: OpaquePointer?
 
     public init(options: Options) {
         self.options = options
-        let configuration = URLSessionConfiguration.ephemeral
-        // The deadline is enforced by `send` itself (a semaphore wait, then cancel); the session's
-        // own timers only back it up.
-        configuration.timeoutIntervalForRequest = max(1, options.timeoutSeconds.rounded(.up) + 1)
-        configuration.timeoutIntervalForResource = max(1, options.timeoutSeconds.rounded(.up) + 1)
-        configuration.httpCookieStorage = nil
-        configuration.httpShouldSetCookies = false
-        configuration.urlCache = nil
-        configuration.urlCredentialStorage = nil
-        configuration.requestCachePolicy = .reloadIgnoringLocalCacheData
-        let delegate = SessionDelegate()
-        let queue = OperationQueue()
-        queue.name = "SegHTTP.HTTPClient"
-        queue.maxConcurrentOperationCount = 1  // delegate calls in order (body chunks are appended)
-        self.delegate = delegate
-        self.session = URLSession(configuration: configuration, delegate: delegate, delegateQueue: queue)
+        self.pool = curlshim_pool_create()
     }
 
-    deinit { session.invalidateAndCancel() }
+    deinit { curlshim_pool_destroy(pool) }
+
+    /// libcurl's version, or why it cannot be loaded (for `version`).
+    public static var libraryDescription: String {
+        if let error = curlshim_load_error() { return String(cString: error) }
+        return "libcurl " + String(cString: curlshim_version())
+    }
 
     /// Sends one request and waits for the whole response. Non-2xx statuses are returned (not
     /// thrown) so callers can read error bodies; only transport failures, the time-out and the
@@ -132,28 +110,55 @@ public final class HTTPClient: Sendable {
         guard let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil else {
             throw HTTPError(kind: .invalidResponse, message: "\(target): only http and https URLs with a host are supported")
         }
-        if scheme == "https", let caFile = options.caFile, !FileManager.default.isReadableFile(atPath: caFile) {
+        let caFile = scheme == "https" ? options.caFile : nil
+        if let caFile, !FileManager.default.isReadableFile(atPath: caFile) {
             throw HTTPError(kind: .unreachable, message: "\(target): CA file \(caFile) is not readable")
         }
-        var request = URLRequest(url: url)
-        request.httpMethod = method
-        request.timeoutInterval = max(1, options.timeoutSeconds.rounded(.up) + 1)
-        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-        if let body { request.httpBody = Data(body) }
-
-        let exchange = Exchange(maxBytes: max(0, maxBytes))
-        let task = session.dataTask(with: request)
-        delegate.register(exchange, for: task.taskIdentifier)
-        task.resume()
-        let deadline = DispatchTime.now() + options.timeoutSeconds
-        if exchange.done.wait(timeout: deadline) == .timedOut {
-            delegate.unregister(task.taskIdentifier)
-            // corelibs' cancel() waits for the session's work queue; do not make the caller wait.
-            DispatchQueue.global().async { task.cancel() }
-            throw HTTPError(kind: .timeout, message: "\(target): no complete response within \(options.timeoutSeconds) s")
+        for (name, value) in headers where !Self.isValidHeader(name: name, value: value) {
+            throw HTTPError(kind: .invalidResponse, message: "\(target): header '\(name.prefix(64))' has a character a header cannot carry")
         }
-        delegate.unregister(task.taskIdentifier)
-        return try exchange.result(target: target, maxBytes: maxBytes, caFile: scheme == "https" ? options.caFile : nil)
+        let lines = headers.map { "\($0.key): \($0.value)" }
+        let limit = max(0, maxBytes)
+        let timeoutMs = Int64(max(1, (options.timeoutSeconds * 1000).rounded(.up)))
+        var response = curlshim_response()
+        defer { curlshim_response_free(&response) }
+        Self.withCStrings(lines) { headerPointers in
+            method.withCString { methodPointer in
+                url.absoluteString.withCString { urlPointer in
+                    Self.withOptionalCString(caFile) { caPointer in
+                        Self.withOptionalBytes(body) { bodyPointer, bodyLength in
+                            var request = curlshim_request(
+                                method: methodPointer, url: urlPointer, headers: headerPointers.baseAddress,
+                                header_count: headerPointers.count, body: bodyPointer, body_length: bodyLength,
+                                timeout_ms: timeoutMs, max_bytes: limit, ca_file: caPointer)
+                            curlshim_send(pool, &request, &response)
+                        }
+                    }
+                }
+            }
+        }
+        let reason = withUnsafeBytes(of: response.message) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+        switch curlshim_outcome(rawValue: UInt32(bitPattern: response.outcome)) {
+        case CURLSHIM_OK:
+            let body = response.body.map { [UInt8](UnsafeBufferPointer(start: $0, count: response.body_length)) } ?? []
+            let headerText = response.headers.map {
+                String(decoding: UnsafeBufferPointer(start: UnsafeRawPointer($0).assumingMemoryBound(to: UInt8.self),
+                                                     count: response.headers_length), as: UTF8.self)
+            } ?? ""
+            return HTTPResponse(status: Int(response.status), headers: Self.parseHeaders(headerText), body: body)
+        case CURLSHIM_TOO_LARGE:
+            let what = response.declared_length > Int64(limit) ? "Content-Length \(response.declared_length)" : "the body"
+            throw HTTPError(kind: .tooLarge(limit: maxBytes), message: "\(target): \(what) exceeds the limit of \(maxBytes) bytes")
+        case CURLSHIM_TIMEOUT:
+            throw HTTPError(kind: .timeout, message: "\(target): no complete response within \(options.timeoutSeconds) s (\(reason))")
+        case CURLSHIM_INVALID_RESPONSE:
+            throw HTTPError(kind: .invalidResponse, message: "\(target): invalid response (\(reason))")
+        default:
+            let what = response.tls != 0 ? "TLS failure" : "unreachable"
+            throw HTTPError(kind: .unreachable, message: "\(target): \(what) (\(reason))")
+        }
     }
 
     /// `send(method: "GET", ...)` without a body.
@@ -166,154 +171,46 @@ public final class HTTPClient: Sendable {
         let host = url.host ?? "?"
         return url.port.map { "\(method) \(host):\($0)" } ?? "\(method) \(host)"
     }
-}
 
-/// The state of one request, shared between the waiting caller and the delegate queue.
-final class Exchange: Sendable {
-    struct State {
-        var response: HTTPURLResponse?
-        var body: [UInt8] = []
-        var overLimit = false
-        var declaredLength: Int64?
-        var error: (any Error)?
-        var finished = false
+    /// A name of token characters and a value without line breaks or NUL (no header injection).
+    static func isValidHeader(name: String, value: String) -> Bool {
+        let token = Set("!#$%&'*+-.^_`|~".utf8)
+        guard !name.isEmpty, name.utf8.allSatisfy({ isAlphanumericASCII($0) || token.contains($0) }) else { return false }
+        return !value.utf8.contains { $0 == 0x0D || $0 == 0x0A || $0 == 0 }
     }
 
-    let maxBytes: Int
-    let done = DispatchSemaphore(value: 0)
-    let state = Mutex(State())
-
-    init(maxBytes: Int) { self.maxBytes = maxBytes }
-
-    /// Over the limit: wakes the caller at once (it reports `.tooLarge`; libcurl's completion
-    /// can come much later under load) and cancels the task. Called on the delegate queue.
-    func finish(task: URLSessionTask) {
-        let signal = state.withLock { state -> Bool in
-            guard !state.finished else { return false }
-            state.finished = true
-            return true
-        }
-        if signal { done.signal() }
-        task.cancel()
+    private static func isAlphanumericASCII(_ byte: UInt8) -> Bool {
+        (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
     }
 
-    /// Called once the task completed (the semaphore was signalled).
-    func result(target: String, maxBytes: Int, caFile: String?) throws(HTTPError) -> HTTPResponse {
-        let snapshot = state.withLock { state -> (HTTPURLResponse?, [UInt8], Bool, Int64?, (any Error)?) in
-            let copy = (state.response, state.body, state.overLimit, state.declaredLength, state.error)
-            state.body = []
-            return copy
-        }
-        let (response, body, overLimit, declared, error) = snapshot
-        if overLimit {
-            let what = declared.map { "Content-Length \($0)" } ?? "the body"
-            throw HTTPError(kind: .tooLarge(limit: maxBytes), message: "\(target): \(what) exceeds the limit of \(maxBytes) bytes")
-        }
-        if let error { throw Self.map(error, target: target, caFile: caFile) }
-        guard let response else {
-            throw HTTPError(kind: .invalidResponse, message: "\(target): no HTTP response")
-        }
+    /// "Name: value" lines into lower-cased names; a repeated name keeps its values joined by ", ".
+    static func parseHeaders(_ text: String) -> [String: String] {
         var headers: [String: String] = [:]
-        for (name, value) in response.allHeaderFields {
-            guard let name = name as? String, let value = value as? String else { continue }
-            headers[name.lowercased()] = value
+        for line in text.split(whereSeparator: \.isNewline) {  // "\r\n" is one Character
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let name = line[..<colon].lowercased()
+            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            if let earlier = headers[name] { headers[name] = earlier + ", " + value } else { headers[name] = value }
         }
-        return HTTPResponse(status: response.statusCode, headers: headers, body: body)
+        return headers
     }
 
-    static func map(_ error: any Error, target: String, caFile: String?) -> HTTPError {
-        let nsError = error as NSError
-        let reason = nsError.localizedDescription
-        guard nsError.domain == NSURLErrorDomain else {
-            return HTTPError(kind: .unreachable, message: "\(target): \(reason)")
-        }
-        switch nsError.code {
-        case NSURLErrorTimedOut:
-            return HTTPError(kind: .timeout, message: "\(target): timed out (\(reason))")
-        case NSURLErrorBadServerResponse, NSURLErrorCannotDecodeRawData, NSURLErrorCannotDecodeContentData,
-            NSURLErrorCannotParseResponse, NSURLErrorZeroByteResource:
-            return HTTPError(kind: .invalidResponse, message: "\(target): invalid response (\(reason))")
-        case NSURLErrorSecureConnectionFailed, NSURLErrorServerCertificateHasBadDate, NSURLErrorServerCertificateUntrusted,
-            NSURLErrorServerCertificateHasUnknownRoot, NSURLErrorServerCertificateNotYetValid,
-            NSURLErrorClientCertificateRejected, NSURLErrorClientCertificateRequired:
-            #if os(Linux)
-            let hint = caFile.map {
-                "; note: FoundationNetworking on Linux cannot load caFile \($0), the CA must be in the system trust store"
-            } ?? ""
-            #else
-            let hint = ""
-            #endif
-            return HTTPError(kind: .unreachable, message: "\(target): TLS failure (\(reason))\(hint)")
-        default:
-            return HTTPError(kind: .unreachable, message: "\(target): \(reason) (URL error \(nsError.code))")
-        }
-    }
-}
-
-/// One delegate for the session; it finds each task's `Exchange` by task identifier.
-final class SessionDelegate: NSObject, URLSessionDataDelegate, Sendable {
-    private let exchanges = Mutex<[Int: Exchange]>([:])
-
-    func register(_ exchange: Exchange, for task: Int) { exchanges.withLock { $0[task] = exchange } }
-
-    func unregister(_ task: Int) { _ = exchanges.withLock { $0.removeValue(forKey: task) } }
-
-    private func exchange(_ task: URLSessionTask) -> Exchange? { exchanges.withLock { $0[task.taskIdentifier] } }
-
-    func urlSession(
-        _ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
-        completionHandler: @escaping @Sendable (URLSession.ResponseDisposition) -> Void
-    ) {
-        guard let exchange = exchange(dataTask) else { return completionHandler(.cancel) }
-        let http = response as? HTTPURLResponse
-        let declared = response.expectedContentLength
-        let refuse = exchange.state.withLock { state -> Bool in
-            state.response = http
-            if declared >= 0 && declared > Int64(exchange.maxBytes) {
-                state.overLimit = true
-                state.declaredLength = declared
-                return true
-            }
-            return false
-        }
-        if refuse {
-            completionHandler(.cancel)
-            exchange.finish(task: dataTask)
-        } else {
-            completionHandler(.allow)
-        }
+    private static func withCStrings<R>(_ strings: [String], _ body: (UnsafeBufferPointer<UnsafePointer<CChar>?>) -> R) -> R {
+        let copies = strings.map { strdup($0) }
+        defer { copies.forEach { free($0) } }
+        let pointers = copies.map { UnsafePointer<CChar>($0) }
+        return pointers.withUnsafeBufferPointer(body)
     }
 
-    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
-        guard let exchange = exchange(dataTask) else { return dataTask.cancel() }
-        let overLimit = exchange.state.withLock { state -> Bool in
-            guard !state.overLimit else { return true }
-            if state.body.count + data.count > exchange.maxBytes {
-                state.overLimit = true
-                state.body = []
-                return true
-            }
-            state.body.append(contentsOf: data)
-            return false
-        }
-        if overLimit { exchange.finish(task: dataTask) }
+    private static func withOptionalCString<R>(_ string: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+        guard let string else { return body(nil) }
+        return string.withCString { body($0) }
     }
 
-    func urlSession(
-        _ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
-        newRequest request: URLRequest, completionHandler: @escaping @Sendable (URLRequest?) -> Void
-    ) {
-        completionHandler(nil)  // return the 3xx itself
-    }
-
-    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: (any Error)?) {
-        guard let exchange = exchange(task) else { return }
-        let signal = exchange.state.withLock { state -> Bool in
-            guard !state.finished else { return false }
-            state.finished = true
-            if let error, !state.overLimit { state.error = error }
-            return true
-        }
-        if signal { exchange.done.signal() }
+    private static func withOptionalBytes<R>(_ bytes: [UInt8]?, _ body: (UnsafePointer<UInt8>?, Int) -> R) -> R {
+        guard let bytes else { return body(nil, 0) }
+        // A non-nil pointer even for an empty body: "a body of 0 bytes" differs from "no body".
+        if bytes.isEmpty { return [UInt8(0)].withUnsafeBufferPointer { body($0.baseAddress, 0) } }
+        return bytes.withUnsafeBufferPointer { body($0.baseAddress, $0.count) }
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SegDICOM
+import SegHTTP
 import SegKernels
 import SegPlatform
 
@@ -14,6 +15,8 @@ struct VersionCommand: ParsableCommand {
         print("libpng \(Platform.libpngVersion)")
         // Loads the DICOM shim library (other commands load it at their first DICOM call).
         print("DCMTK " + (DCMTK.loadError.map { "unavailable: \($0)" } ?? "\(DCMTK.version) (libUniverSegDCMTK.so)"))
+        // Loads libcurl (other commands load it at their first HTTP exchange).
+        print("HTTP: \(HTTPClient.libraryDescription)")
         print("OpenBLAS \(Platform.openBLAS)")
         print("OpenBLAS core: \(Platform.openBLASCore), \(Platform.openBLASCoreOrigin)")
         let builds = KernelISA.supportedHere.map(\.name).joined(separator: ", ")

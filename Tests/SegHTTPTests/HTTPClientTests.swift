@@ -150,6 +150,49 @@ import Testing
         #expect(error.message.contains("CA file"))
     }
 
+    @Test func caFileIsTrustedForHTTPSBesideTheSystemStore() async throws {
+        // A CA of the test's own (not in the system store) signs the certificate of a loopback
+        // HTTPS server: with the CA file the exchange succeeds, without it TLS fails.
+        let dir = try TemporaryDirectory()
+        func openssl(_ arguments: [String]) throws {
+            let result = try runToCompletion("/usr/bin/openssl", arguments, currentDirectory: dir.path)
+            try #require(result.status == 0, "openssl \(arguments.first ?? ""): \(result.stderr)")
+        }
+        try openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+                     "-subj", "/CN=universeg test CA"])
+        try openssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"])
+        try dir.write("server.ext", Array("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n".utf8))
+        try openssl(["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                     "-out", "server.pem", "-days", "2", "-extfile", "server.ext"])
+        let server = try HTTPSTestServer(certificate: dir.path + "/server.pem", key: dir.path + "/server.key")
+        defer { server.stop() }
+        let target = URL(string: "https://127.0.0.1:\(server.port)/studies/1.2.3")!
+
+        let trusting = HTTPClient(options: .init(timeoutSeconds: 10, caFile: dir.path + "/ca.pem"))
+        let response = try await onThread { try trusting.get(target, maxBytes: 100) }
+        #expect(response.status == 200)
+        #expect(response.body == Array("tls ok".utf8))
+
+        let plain = HTTPClient(options: .init(timeoutSeconds: 10))
+        let error = try #require(await onThread { fails { () throws(HTTPError) in try plain.get(target, maxBytes: 100) } })
+        #expect(error.kind == .unreachable)
+        #expect(error.message.contains("TLS failure"), "\(error.message)")
+        #expect(!error.message.contains("studies"))
+    }
+
+    @Test func headersThatWouldSplitTheRequestAreRefused() async throws {
+        let server = try ScriptedHTTPServer { _ in .respond(ScriptedHTTPServer.response(status: 200, reason: "OK")) }
+        defer { server.stop() }
+        let client = HTTPClient(options: .init(timeoutSeconds: 5))
+        let error = try #require(await onThread {
+            fails { () throws(HTTPError) in
+                try client.get(url(server), headers: ["Authorization": "Bearer a\r\nX-Injected: 1"], maxBytes: 100)
+            }
+        })
+        #expect(error.kind == .invalidResponse)
+        #expect(server.requests.isEmpty)
+    }
+
     @Test func transientClassification() {
         #expect(HTTPError(kind: .unreachable, message: "").isTransient)
         #expect(HTTPError(kind: .timeout, message: "").isTransient)
@@ -157,5 +200,57 @@ import Testing
         #expect(!HTTPError(kind: .invalidResponse, message: "").isTransient)
         #expect(HTTPError(kind: .status(599), message: "").isTransient)
         #expect(!HTTPError(kind: .status(409), message: "").isTransient)
+    }
+}
+
+/// Python's http.server behind TLS on a loopback port (any free one), answering GET with "tls ok".
+private final class HTTPSTestServer: Sendable {
+    let port: Int
+    private let process: Process
+
+    init(certificate: String, key: String) throws {
+        let script = """
+            import http.server, ssl, sys
+            class Handler(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    body = b"tls ok"
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                def log_message(self, *args):
+                    pass
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(sys.argv[1], sys.argv[2])
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+            print(server.server_address[1], flush=True)
+            server.serve_forever()
+            """
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", script, certificate, key]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        var line = Data()
+        while !line.contains(UInt8(ascii: "\n")) {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }  // exited
+            line.append(chunk)
+        }
+        guard let port = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            kill(process.processIdentifier, SIGKILL)
+            throw CocoaError(.fileReadCorruptFile, userInfo: [NSLocalizedDescriptionKey: "the HTTPS test server did not start"])
+        }
+        self.port = port
+        self.process = process
+    }
+
+    func stop() {
+        // SIGKILL: a child spawned from a test thread may inherit a mask that blocks SIGTERM.
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
     }
 }

@@ -11,10 +11,9 @@ public func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) as
 }
 
 /// Runs blocking work on a new dedicated thread (neither the Swift pool nor Dispatch's global
-/// pool). For work that waits on something which itself runs on Dispatch, such as URLSession's
-/// internal queues in swift-corelibs-foundation: occupying Dispatch's few global threads with
-/// waits starves those queues (on Linux, Dispatch adds threads for blocked ones only after a
-/// delay), which shows up as seconds-long stalls.
+/// pool), as the worker runs requests: for work that blocks for long (HTTP exchanges, a child
+/// process), occupying Dispatch's few global threads with waits starves whatever else runs on
+/// them (on Linux, Dispatch adds threads for blocked ones only after a delay).
 public func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
         let thread = Thread { continuation.resume(with: Result { try body() }) }
