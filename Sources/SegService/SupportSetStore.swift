@@ -23,6 +23,8 @@ public struct SupportSetStore: Sendable {
     public let backend: Backend
     public let limits: SupportSetLimits
     public let httpTimeout: Double
+    /// One client for every fetch from an http(s) store: its connections are kept between fetches.
+    private let http: HTTPClient
 
     public init(url: String, limits: SupportSetLimits = SupportSetLimits(), httpTimeout: Double = 10) throws {
         if url.hasPrefix("http://") || url.hasPrefix("https://") {
@@ -39,6 +41,7 @@ public struct SupportSetStore: Sendable {
         }
         self.limits = limits
         self.httpTimeout = httpTimeout
+        self.http = HTTPClient(options: .init(timeoutSeconds: httpTimeout))
     }
 
     /// The version LATEST names for `id`.
@@ -130,7 +133,7 @@ public struct SupportSetStore: Sendable {
         // a longer body without one is cut off as it arrives.
         let response: HTTPResponse
         do {
-            response = try HTTPClient(options: .init(timeoutSeconds: httpTimeout)).get(url, maxBytes: maxBytes)
+            response = try http.get(url, maxBytes: maxBytes)
         } catch {
             switch error.kind {
             case .tooLarge:
